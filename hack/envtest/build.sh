@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the test control plane (kube-apiserver, etcd, kubectl, helm) from the Go module proxy
+# into a cache directory keyed by version, in the layout controller-runtime's envtest expects
+# (KUBEBUILDER_ASSETS). Binaries already built are skipped, so a warm run takes a second.
+#
+# Prints the assets directory on its last line. Honours an existing KUBEBUILDER_ASSETS that
+# already holds the binaries (e.g. from `setup-envtest use 1.34 -p path`), building only helm
+# when it is missing there.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Keep these in step with kube/go.mod and etcd/go.mod.
+KUBE_VERSION=v1.34.4
+ETCD_VERSION=v3.6.4
+HELM_VERSION=v3.19.5
+
+cache_root="${TASKQUEUE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskqueue}"
+assets="${KUBEBUILDER_ASSETS:-$cache_root/envtest/${KUBE_VERSION#v}}"
+mkdir -p "$assets"
+
+log() { printf '[envtest] %s\n' "$*" >&2; }
+
+build() {  # build NAME DIR PACKAGE LDFLAGS
+  local name=$1 dir=$2 pkg=$3 ldflags=$4
+  if [[ -x "$assets/$name" ]]; then
+    log "$name: already built in $assets"
+    return
+  fi
+  log "$name: building $pkg (first build takes several minutes)"
+  local started=$SECONDS
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$assets/$name.tmp" "$pkg")
+  mv "$assets/$name.tmp" "$assets/$name"
+  log "$name: built in $((SECONDS - started)) s"
+}
+
+minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+kube_ldflags="-s -w \
+ -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+ -X k8s.io/component-base/version.gitMajor=1 \
+ -X k8s.io/component-base/version.gitMinor=$minor \
+ -X k8s.io/component-base/version.gitTreeState=clean \
+ -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION \
+ -X k8s.io/client-go/pkg/version.gitMajor=1 \
+ -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+
+build etcd "$here/etcd" go.etcd.io/etcd/server/v3 \
+  "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_VERSION}"
+build kube-apiserver "$here/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+build kubectl "$here/kube" k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+
+if [[ ! -x "$assets/helm" ]]; then
+  log "helm: installing helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  started=$SECONDS
+  GOBIN="$assets" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  log "helm: built in $((SECONDS - started)) s"
+else
+  log "helm: already built in $assets"
+fi
+
+"$assets/kube-apiserver" --version >&2
+"$assets/helm" version --short >&2
+echo "$assets"

@@ -1,0 +1,1 @@
+"""The TaskQueue operator: the resource's models, validation, rendering, and kopf handlers."""

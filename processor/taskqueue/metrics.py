@@ -1,0 +1,70 @@
+"""Prometheus metrics of one processor, in a registry of its own (several can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every metric the processor exports, labelled by queue (and task where known)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "taskqueue_messages_received", "Messages received from SQS.", ["queue"], registry=r
+        )
+        self.processed = Counter(
+            "taskqueue_messages_processed",
+            "Messages whose task succeeded.",
+            ["queue", "task"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "taskqueue_messages_failed",
+            "Messages whose task raised or timed out.",
+            ["queue", "task"],
+            registry=r,
+        )
+        self.deleted = Counter(
+            "taskqueue_messages_deleted", "Messages deleted from SQS.", ["queue"], registry=r
+        )
+        self.retried = Counter(
+            "taskqueue_messages_retried",
+            "Messages left for redelivery after a backoff.",
+            ["queue"],
+            registry=r,
+        )
+        self.returned = Counter(
+            "taskqueue_messages_returned",
+            "Unstarted messages made visible again at shutdown.",
+            ["queue"],
+            registry=r,
+        )
+        self.extended = Counter(
+            "taskqueue_visibility_extended",
+            "Visibility extensions of in-flight messages.",
+            ["queue"],
+            registry=r,
+        )
+        self.unroutable = Counter(
+            "taskqueue_messages_unroutable",
+            "Messages this processor could not hand to a task (left for redelivery).",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "taskqueue_messages_in_flight",
+            "Messages held by this processor (queued for or running in a worker).",
+            ["queue"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "taskqueue_task_duration_seconds",
+            "Time a task's process function ran.",
+            ["queue", "task"],
+            registry=r,
+        )
+        self.sqs_errors = Counter(
+            "taskqueue_sqs_errors", "Failed SQS calls, by call.", ["call"], registry=r
+        )

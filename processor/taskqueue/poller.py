@@ -1,0 +1,161 @@
+"""One poller per queue: reserve free workers, long-poll SQS for that many, hand them over.
+
+The poller never receives more than the free workers can start right away, long-polls
+instead of sleeping, and backs off with jitter when SQS is down or throttling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from taskqueue.backoff import CallBackoff
+from taskqueue.config import QueueSettings
+from taskqueue.inflight import Held, InFlight, Slots
+from taskqueue.metrics import Metrics
+from taskqueue.sqs import QueueUrl, ReceiptHandle, SqsClient, is_transient
+from taskqueue.task import Message
+
+log = logging.getLogger(__name__)
+
+#: How often a poller waiting for free workers wakes to show it is alive.
+_SLOT_WAIT_SECONDS = 1.0
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        queue: str,
+        physical_name: str,
+        settings: QueueSettings,
+        client: SqsClient,
+        slots: Slots,
+        share: int,
+        in_flight: InFlight,
+        metrics: Metrics,
+        submit: Callable[[Held], None],
+        give_back: Callable[[list[Held]], None],
+        stopping: threading.Event,
+    ) -> None:
+        self.queue = queue
+        self._physical_name = physical_name
+        self._settings = settings
+        self._client = client
+        self._slots = slots
+        # With several queues, one long-polling queue must not hold every free worker.
+        self._most = max(1, min(settings.max_batch_size, share))
+        self._in_flight = in_flight
+        self._metrics = metrics
+        self._submit = submit
+        self._give_back = give_back
+        self._stopping = stopping
+        self._backoff = CallBackoff()
+        self.queue_url: QueueUrl | None = QueueUrl(settings.url) if settings.url else None
+        self.last_progress = time.monotonic()
+        self.receives = 0
+        self._thread = threading.Thread(target=self._run, name=f"taskqueue-poller-{queue}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def ready(self) -> bool:
+        return self.queue_url is not None and self.receives > 0
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.last_progress = time.monotonic()
+            if self.queue_url is None and not self._resolve():
+                continue
+            reserved = self._slots.reserve(most=self._most, timeout=_SLOT_WAIT_SECONDS)
+            if not reserved:
+                continue
+            received = self._receive(reserved)
+            self._slots.give_back(reserved - len(received))
+            if self._stopping.is_set():
+                # Received while shutting down: nobody will start these, return them now.
+                self._give_back(received)
+                break
+            for held in received:
+                self._submit(held)
+
+    def _resolve(self) -> bool:
+        try:
+            response = self._client.get_queue_url(QueueName=self._physical_name)
+        except Exception as error:
+            self._metrics.sqs_errors.labels(call="get_queue_url").inc()
+            delay = self._backoff.next_delay()
+            log.error(
+                "cannot find queue %r (SQS name %r): %s; retrying",
+                self.queue, self._physical_name, error, extra={"queue": self.queue},
+            )
+            self._stopping.wait(delay if is_transient(error) else max(delay, 1.0))
+            return False
+        self.queue_url = QueueUrl(str(response["QueueUrl"]))
+        self._backoff.reset()
+        return True
+
+    def _receive(self, count: int) -> list[Held]:
+        assert self.queue_url is not None
+        try:
+            response = self._client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=self._settings.wait_seconds,
+                VisibilityTimeout=self._settings.message_visibility_timeout,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        except Exception as error:
+            self._metrics.sqs_errors.labels(call="receive_message").inc()
+            delay = self._backoff.next_delay()
+            log.warning(
+                "receive from %r failed (%s); retrying in %.1f s",
+                self.queue, error, delay, extra={"queue": self.queue},
+            )
+            self._stopping.wait(delay)
+            return []
+        self._backoff.reset()
+        self.receives += 1
+        now = time.monotonic()
+        held = [self._hold(raw, now) for raw in response.get("Messages", [])]
+        if held:
+            self._metrics.received.labels(queue=self.queue).inc(len(held))
+            self._metrics.in_flight.labels(queue=self.queue).inc(len(held))
+        return held
+
+    def _hold(self, raw: Mapping[str, Any], now: float) -> Held:
+        assert self.queue_url is not None
+        system = raw.get("Attributes", {})
+        attributes = {
+            key: str(value.get("StringValue", ""))
+            for key, value in raw.get("MessageAttributes", {}).items()
+        }
+        message = Message(
+            message_id=str(raw["MessageId"]),
+            receipt_handle=ReceiptHandle(str(raw["ReceiptHandle"])),
+            body=str(raw.get("Body", "")),
+            queue=self.queue,
+            attributes=attributes,
+            receive_count=int(system.get("ApproximateReceiveCount", 1)),
+            sent_at_ms=int(system["SentTimestamp"]) if "SentTimestamp" in system else None,
+        )
+        visibility = self._settings.message_visibility_timeout
+        held = Held(
+            message=message,
+            queue_url=self.queue_url,
+            visibility_seconds=visibility,
+            visible_until=now + visibility,
+        )
+        self._in_flight.add(held)
+        return held

@@ -1,0 +1,102 @@
+"""The SQS transport: typed ids, the narrow client protocol we use, and the client factory.
+
+Only the calls listed in `SqsClient` are used anywhere in the processor, so tests and
+benchmarks can point it at any SQS-compatible server (moto, ElasticMQ, AWS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NewType, Protocol
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+QueueUrl = NewType("QueueUrl", str)
+ReceiptHandle = NewType("ReceiptHandle", str)
+
+#: SQS's own limits.
+MAX_BATCH = 10
+MAX_WAIT_SECONDS = 20
+MAX_VISIBILITY_SECONDS = 43_200
+
+#: Error codes that mean "slow down / try later", not "you are wrong".
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "RequestTimeout",
+        "SlowDown",
+    }
+)
+
+
+class SqsClient(Protocol):
+    """The subset of the boto3 SQS client the processor and the producer call."""
+
+    def get_queue_url(self, *, QueueName: str) -> Mapping[str, Any]: ...
+
+    def send_message(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+    def send_message_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+    def receive_message(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+    def delete_message_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+    def change_message_visibility_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+
+def make_client(
+    *,
+    region: str,
+    endpoint: str | None,
+    call_timeout_seconds: float,
+    max_connections: int = 32,
+) -> SqsClient:
+    """Build a boto3 SQS client with a timeout on every call.
+
+    Credentials come from the standard AWS chain (environment, profile, web identity).
+    The read timeout leaves room for the longest long poll, so a slow answer is an error
+    rather than a hang. botocore's own retries stay few: our loops retry with backoff.
+    """
+    config = botocore.config.Config(
+        region_name=region,
+        connect_timeout=call_timeout_seconds,
+        read_timeout=call_timeout_seconds + MAX_WAIT_SECONDS,
+        retries={"mode": "standard", "max_attempts": 2},
+        max_pool_connections=max_connections,
+    )
+    client: SqsClient = boto3.session.Session().client(
+        "sqs", endpoint_url=endpoint or None, config=config
+    )
+    return client
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when an SQS error is worth retrying: network trouble, throttling, 5xx."""
+    if isinstance(
+        error,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectionError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.HTTPClientError,
+    ):
+        return True
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return code in TRANSIENT_ERROR_CODES or status >= 500
+    return False
