@@ -9,7 +9,7 @@ from taskqueue.config import ConfigError, ProcessorConfig, QueueSettings, SqsSet
 from taskqueue.logs import log_context
 from taskqueue.producer import BatchResult, FailedMessage, Producer, SentMessage
 from taskqueue.provider import DuplicateTaskError, Provider
-from taskqueue.task import Message, PayloadError, SendRequest, Task
+from taskqueue.task import Message, PayloadError, SendRequest, Task, current_message
 
 __all__ = [
     "AssignmentError",
@@ -27,6 +27,7 @@ __all__ = [
     "SentMessage",
     "SqsSettings",
     "Task",
+    "current_message",
     "load_config",
     "log_context",
 ]

@@ -23,7 +23,12 @@ log = logging.getLogger(__name__)
 
 #: Receipt errors that retrying cannot fix.
 _FINAL_ENTRY_CODES = frozenset(
-    {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue", "InvalidReceiptHandle"}
+    {
+        "ReceiptHandleIsInvalid",
+        "MessageNotInflight",
+        "InvalidParameterValue",
+        "InvalidReceiptHandle",
+    }
 )
 
 
@@ -142,14 +147,21 @@ class Acker:
                 response = self._client.change_message_visibility_batch(
                     QueueUrl=queue_url,
                     Entries=[
-                        {"Id": i, "ReceiptHandle": e.receipt, "VisibilityTimeout": e.visibility_seconds}
+                        {
+                            "Id": i,
+                            "ReceiptHandle": e.receipt,
+                            "VisibilityTimeout": e.visibility_seconds,
+                        }
                         for i, e in by_id.items()
                     ],
                 )
         except Exception as error:
             self._metrics.sqs_errors.labels(call=f"{action.value}_batch").inc()
             log.warning(
-                "%s batch of %d failed: %s", action.value, len(batch), error,
+                "%s batch of %d failed: %s",
+                action.value,
+                len(batch),
+                error,
                 extra={"transient": is_transient(error)},
             )
             # An outage is not the entries' fault: keep them until SQS is back.
@@ -168,7 +180,10 @@ class Acker:
             if item.get("Code") in _FINAL_ENTRY_CODES:
                 log.warning(
                     "%s of message %s refused: %s %s; it will be delivered again",
-                    action.value, entry.message_id, item.get("Code"), item.get("Message", ""),
+                    action.value,
+                    entry.message_id,
+                    item.get("Code"),
+                    item.get("Message", ""),
                     extra={"message_id": entry.message_id, "queue": entry.queue},
                 )
                 _done(entry, ok=False)
@@ -192,7 +207,10 @@ class Acker:
             if entry.attempts >= self._max_attempts:
                 log.error(
                     "giving up %s of message %s after %d attempts (%s); it will be delivered again",
-                    action.value, entry.message_id, entry.attempts, reason,
+                    action.value,
+                    entry.message_id,
+                    entry.attempts,
+                    reason,
                     extra={"message_id": entry.message_id, "queue": entry.queue},
                 )
                 _done(entry, ok=False)
@@ -206,4 +224,3 @@ def _done(entry: Entry, *, ok: bool) -> None:
             entry.on_done(ok)
         except Exception:
             log.exception("acknowledgement callback failed")
-

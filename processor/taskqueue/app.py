@@ -157,7 +157,7 @@ class Processor:
 
     def liveness_problems(self) -> list[str]:
         now = time.monotonic()
-        problems = []
+        problems: list[str] = []
         if self.stopping.is_set():
             return problems
         for poller in self.pollers:
@@ -183,9 +183,7 @@ class Processor:
         if self.stopping.is_set():
             return ["shutting down"]
         return [
-            f"queue {poller.queue!r} not polled yet"
-            for poller in self.pollers
-            if not poller.ready
+            f"queue {poller.queue!r} not polled yet" for poller in self.pollers if not poller.ready
         ]
 
     def snapshot(self) -> dict[str, Any]:

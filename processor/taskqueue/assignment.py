@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -70,20 +71,24 @@ def load_provider(app: str, *, search_path: Path | None = None) -> Provider:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise AssignmentError(f"app {app!r}: cannot import module {module_name!r}: {error}") from None
+        raise AssignmentError(
+            f"app {app!r}: cannot import module {module_name!r}: {error}"
+        ) from None
     target: object = module
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise AssignmentError(f"app {app!r}: module {module_name!r} has no {attribute!r}")
         target = getattr(target, part)
-    if callable(target) and not isinstance(target, Provider):
+    if inspect.isfunction(target):  # a factory, as in the seed's NewProvider(...)
         target = target()
     if not isinstance(target, Provider):
         raise AssignmentError(f"app {app!r} is a {type(target).__name__}, not a taskqueue.Provider")
     return target
 
 
-def resolve(config: ProcessorConfig, provider: Provider | None = None) -> tuple[Provider, Assignment]:
+def resolve(
+    config: ProcessorConfig, provider: Provider | None = None
+) -> tuple[Provider, Assignment]:
     """Load the config's provider (unless given) and resolve its assignment."""
     provider = provider if provider is not None else load_provider(config.app)
     return provider, assign(provider, processor=config.processor, tasks=config.tasks)

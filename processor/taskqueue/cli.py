@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             from taskqueue_operator import cli as operator_cli  # noqa: PLC0415
         except ImportError as error:
-            return _fail(f"'{args[0]}' needs the operator extra: pip install 'taskqueue[operator]' ({error})")
+            return _fail(
+                f"'{args[0]}' needs the operator extra: pip install 'taskqueue[operator]' ({error})"
+            )
         return operator_cli.main(args)
     parser = _parser()
     options = parser.parse_args(args)

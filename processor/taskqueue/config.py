@@ -72,7 +72,7 @@ class SqsSettings(_Model):
 class HttpSettings(_Model):
     """The health and metrics endpoint."""
 
-    host: str = "0.0.0.0"  # noqa: S104 - probes reach the pod on its own address
+    host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     """0 picks a free port (tests); the chosen port is logged."""
 
@@ -89,9 +89,7 @@ class ProcessorConfig(_Model):
     shutdown_timeout: Annotated[float, Field(alias="shutdownTimeout", ge=0, le=86_400)] = 30
     """Seconds in-flight tasks get to finish after SIGTERM."""
 
-    stall_timeout: Annotated[
-        float, Field(alias="stallTimeout", gt=0, le=86_400)
-    ] = 120
+    stall_timeout: Annotated[float, Field(alias="stallTimeout", gt=0, le=86_400)] = 120
     """Seconds a poller may go without progress before `/healthz` reports it stuck."""
 
     log_level: Annotated[str, Field(alias="logLevel", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = (

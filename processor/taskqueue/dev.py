@@ -96,7 +96,9 @@ def send_demo_messages(config: ProcessorConfig, count: int) -> None:
 class Progress:
     """Prints processed / failed / in flight / dead-lettered every `interval` seconds."""
 
-    def __init__(self, *, config: ProcessorConfig, dead_letters: dict[str, str], interval: float):
+    def __init__(
+        self, *, config: ProcessorConfig, dead_letters: dict[str, str], interval: float
+    ) -> None:
         self._client: Any = make_client(
             region=config.sqs.region, endpoint=config.sqs.endpoint, call_timeout_seconds=5
         )

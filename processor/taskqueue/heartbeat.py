@@ -81,7 +81,8 @@ class Heartbeat:
         for item in response.get("Failed", []):
             held = batch[int(item["Id"])]
             log.debug(
-                "visibility renewal refused: %s", item.get("Code"),
+                "visibility renewal refused: %s",
+                item.get("Code"),
                 extra={"message_id": held.message.message_id},
             )
         self._in_flight.renewed(renewed, now=now)

@@ -48,7 +48,9 @@ class InFlight:
         with self._lock:
             return self._held.pop(receipt, None)
 
-    def start(self, receipt: ReceiptHandle, *, now: float, task: str, timeout: float | None) -> None:
+    def start(
+        self, receipt: ReceiptHandle, *, now: float, task: str, timeout: float | None
+    ) -> None:
         with self._lock:
             held = self._held.get(receipt)
             if held is not None:

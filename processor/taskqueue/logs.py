@@ -14,10 +14,12 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "taskqueue_log_context", default={}
+    "taskqueue_log_context", default=_EMPTY
 )
 
 #: LogRecord attributes that are not user fields.

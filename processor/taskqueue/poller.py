@@ -57,7 +57,9 @@ class Poller:
         self.queue_url: QueueUrl | None = QueueUrl(settings.url) if settings.url else None
         self.last_progress = time.monotonic()
         self.receives = 0
-        self._thread = threading.Thread(target=self._run, name=f"taskqueue-poller-{queue}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"taskqueue-poller-{queue}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -97,7 +99,10 @@ class Poller:
             delay = self._backoff.next_delay()
             log.error(
                 "cannot find queue %r (SQS name %r): %s; retrying",
-                self.queue, self._physical_name, error, extra={"queue": self.queue},
+                self.queue,
+                self._physical_name,
+                error,
+                extra={"queue": self.queue},
             )
             self._stopping.wait(delay if is_transient(error) else max(delay, 1.0))
             return False
@@ -121,7 +126,10 @@ class Poller:
             delay = self._backoff.next_delay()
             log.warning(
                 "receive from %r failed (%s); retrying in %.1f s",
-                self.queue, error, delay, extra={"queue": self.queue},
+                self.queue,
+                error,
+                delay,
+                extra={"queue": self.queue},
             )
             self._stopping.wait(delay)
             return []

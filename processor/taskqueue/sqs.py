@@ -7,7 +7,7 @@ benchmarks can point it at any SQS-compatible server (moto, ElasticMQ, AWS).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NewType, Protocol
+from typing import Any, NewType, Protocol, cast
 
 import boto3
 import botocore.config
@@ -78,10 +78,9 @@ def make_client(
         retries={"mode": "standard", "max_attempts": 2},
         max_pool_connections=max_connections,
     )
-    client: SqsClient = boto3.session.Session().client(
-        "sqs", endpoint_url=endpoint or None, config=config
-    )
-    return client
+    client = boto3.session.Session().client("sqs", endpoint_url=endpoint or None, config=config)
+    # boto3's generated signatures are stricter than the protocol's; the calls match.
+    return cast(SqsClient, client)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -6,10 +6,11 @@ A task is written either as a small `Task` subclass or with `Provider.task` as a
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import inspect
-import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
 import pydantic
@@ -22,6 +23,10 @@ JOB_NAME_ATTRIBUTE = "JobName"
 TRACE_ID_ATTRIBUTE = "TraceId"
 
 PayloadT = TypeVar("PayloadT", bound=pydantic.BaseModel)
+
+_current_message: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
+    "taskqueue_current_message", default=None
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,6 +48,21 @@ class Message:
     @property
     def trace_id(self) -> str | None:
         return self.attributes.get(TRACE_ID_ATTRIBUTE)
+
+
+def current_message() -> Message | None:
+    """The message whose task is running in this context (receive count, trace id…)."""
+    return _current_message.get()
+
+
+@contextlib.contextmanager
+def handling(message: Message) -> Iterator[None]:
+    """Make `message` the current message for the block (the worker runs a task in it)."""
+    token = _current_message.set(message)
+    try:
+        yield
+    finally:
+        _current_message.reset(token)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -97,7 +117,7 @@ class Task(Generic[PayloadT]):
     def validate_payload(self, payload: PayloadT | Mapping[str, Any]) -> PayloadT:
         """Coerce a payload given as a model or a mapping; raises `PayloadError`."""
         if isinstance(payload, self.payload_model):
-            return payload  # type: ignore[return-value]
+            return payload
         try:
             data = payload.model_dump() if isinstance(payload, pydantic.BaseModel) else payload
             return self.payload_model.model_validate(data)  # type: ignore[return-value]
@@ -187,10 +207,3 @@ def _describe(error: pydantic.ValidationError) -> str:
         where = ".".join(str(part) for part in item["loc"]) or "(body)"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
-
-
-def is_json_object(body: str) -> bool:
-    try:
-        return isinstance(json.loads(body), dict)
-    except ValueError:
-        return False

@@ -23,7 +23,7 @@ from taskqueue.inflight import Held, InFlight, Slots
 from taskqueue.logs import log_context
 from taskqueue.metrics import Metrics
 from taskqueue.provider import Provider
-from taskqueue.task import PayloadError, Task
+from taskqueue.task import PayloadError, Task, handling
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +145,18 @@ class WorkerPool:
             )
             started = time.perf_counter()
             try:
-                _run_process(task, payload, loop)
+                with handling(message):
+                    _run_process(task, payload, loop)
             except Exception as error:
                 duration = time.perf_counter() - started
                 self._metrics.duration.labels(queue=message.queue, task=task.name).observe(duration)
                 self._metrics.failed.labels(queue=message.queue, task=task.name).inc()
                 log.error(
-                    "task failed: %s: %s", type(error).__name__, error,
-                    exc_info=error, extra={"duration": round(duration, 6)},
+                    "task failed: %s: %s",
+                    type(error).__name__,
+                    error,
+                    exc_info=error,
+                    extra={"duration": round(duration, 6)},
                 )
                 self._after_failure(held, task, error)
                 return

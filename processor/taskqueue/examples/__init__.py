@@ -44,7 +44,7 @@ provider = Provider([ExampleTask()])
 @provider.task("cleanup:job", queue="shared", timeout_seconds=60)
 async def cleanup(payload: CleanupPayload) -> None:
     await asyncio.sleep(0.2)
-    if random.random() < payload.failure_rate:  # noqa: S311 - a demo of failures
+    if random.random() < payload.failure_rate:
         raise RuntimeError("simulated failure, the message will be retried")
     log.info("cleaned up rows older than %d days", payload.older_than_days)
 

@@ -1,0 +1,28 @@
+"""Fixtures for processor tests: a Processor running in this test process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from taskqueue.app import Processor
+from taskqueue.assignment import resolve
+from taskqueue.config import ProcessorConfig
+
+
+@pytest.fixture
+def start_processor() -> Iterator[Callable[[dict[str, Any]], Processor]]:
+    running: list[Processor] = []
+
+    def start(data: dict[str, Any]) -> Processor:
+        config = ProcessorConfig.model_validate(data)
+        provider, assignment = resolve(config)
+        processor = Processor(config=config, provider=provider, assignment=assignment)
+        processor.start()
+        running.append(processor)
+        return processor
+
+    yield start
+    for processor in running:
+        processor.stop(timeout=5)
