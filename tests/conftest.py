@@ -15,6 +15,7 @@ from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
+from controlplane import ControlPlane
 from harness import REGION, ProcessorProcess, Queues, Records, free_port
 
 # moto accepts any credentials; never let a developer's real ones be picked up.
@@ -75,3 +76,43 @@ def spawn(tmp_path: Path, records: Records) -> Iterator[Callable[..., ProcessorP
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """A real kube-apiserver + etcd for the session (see tests/support/controlplane.py).
+
+    KUBECONFIG points at it for subprocesses (kubectl, helm, an operator) and kopf's login.
+    """
+    plane = ControlPlane()
+    plane.start()
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+    try:
+        yield plane
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_client(control_plane: ControlPlane) -> Any:
+    """A `kubernetes` ApiClient logged in as the admin user."""
+    import kubernetes
+
+    return kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, kube_client: Any) -> Iterator[str]:
+    """A namespace of this test's own, deleted afterwards."""
+    import kubernetes
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    core = kubernetes.client.CoreV1Api(kube_client)
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)

@@ -1,11 +1,121 @@
-"""Operator-side commands of `taskqueue` (validate, render, crd, operator)."""
+"""Operator-side commands of `taskqueue`: validate, render, crd, operator.
+
+Exit codes: 0 fine, 1 invalid TaskQueues (or CRD drift), 2 unreadable input or bad usage.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
+from taskqueue_operator.resource import yamlio
+from taskqueue_operator.resource.crd import CRD_PATH, render_crd
+from taskqueue_operator.resource.manifests import ManifestError, load_taskqueues
+from taskqueue_operator.resource.models import TaskQueue
+from taskqueue_operator.resource.render import render, render_queue_plan
+from taskqueue_operator.resource.validation import InvalidDocument, parse, validate_all
+
+INVALID = 1
+USAGE = 2
+
 
 def main(argv: Sequence[str]) -> int:
-    print(f"taskqueue: '{argv[0]}' is not available yet", file=sys.stderr)
-    return 2
+    parser = argparse.ArgumentParser(prog="taskqueue")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser(
+        "validate", help="check TaskQueue manifests (files or directories) without a cluster"
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument(
+        "--namespace", default="default", help="namespace of manifests without one"
+    )
+    validate.set_defaults(handler=_validate)
+
+    render_cmd = commands.add_parser(
+        "render", help="print the objects and queues the operator would create"
+    )
+    render_cmd.add_argument("-f", "--filename", required=True, help="TaskQueue manifest")
+    render_cmd.add_argument(
+        "--namespace", default="default", help="namespace of manifests without one"
+    )
+    render_cmd.set_defaults(handler=_render)
+
+    crd = commands.add_parser("crd", help="print the CRD generated from the models")
+    mode = crd.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help=f"write it to {CRD_PATH.name}")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the checked-in CRD differs")
+    crd.set_defaults(handler=_crd)
+
+    options = parser.parse_args(list(argv))
+    try:
+        code: int = options.handler(options)
+    except ManifestError as error:
+        print(f"taskqueue: error: {error}", file=sys.stderr)
+        return USAGE
+    return code
+
+
+def _load(
+    paths: Sequence[str], namespace: str
+) -> tuple[list[TaskQueue], list[str], dict[str, str]]:
+    """Parse every TaskQueue; returns resources, problem lines, and key → source."""
+    resources: list[TaskQueue] = []
+    problems: list[str] = []
+    sources: dict[str, str] = {}
+    for document in load_taskqueues(paths):
+        try:
+            resource = parse(document.body, default_namespace=namespace)
+        except InvalidDocument as error:
+            problems.extend(f"{document.source}: {problem}" for problem in error.problems)
+            continue
+        resources.append(resource)
+        sources[resource.key] = document.source
+    for problem in validate_all(resources):
+        problems.append(f"{sources[problem.resource]}: {problem}")
+    return resources, problems, sources
+
+
+def _validate(options: argparse.Namespace) -> int:
+    resources, problems, _ = _load(options.paths, options.namespace)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return INVALID
+    print(f"{len(resources)} TaskQueue(s) valid")
+    return 0
+
+
+def _render(options: argparse.Namespace) -> int:
+    resources, problems, _ = _load([options.filename], options.namespace)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return INVALID
+    if not resources:
+        print(f"taskqueue: error: {options.filename}: no TaskQueue found", file=sys.stderr)
+        return USAGE
+    documents = []
+    for resource in resources:
+        documents.append(render_queue_plan(resource))
+        documents.extend(render(resource))
+    sys.stdout.write(yamlio.dump_all(documents))
+    return 0
+
+
+def _crd(options: argparse.Namespace) -> int:
+    text = render_crd()
+    if options.write:
+        CRD_PATH.write_text(text, encoding="utf-8")
+        print(f"wrote {CRD_PATH}")
+        return 0
+    if options.check:
+        current = CRD_PATH.read_text(encoding="utf-8") if CRD_PATH.exists() else ""
+        if current != text:
+            print(f"{CRD_PATH} is out of date: run `taskqueue crd --write`", file=sys.stderr)
+            return INVALID
+        return 0
+    sys.stdout.write(text)
+    return 0

@@ -183,7 +183,9 @@ class Processor:
         if self.stopping.is_set():
             return ["shutting down"]
         return [
-            f"queue {poller.queue!r} not polled yet" for poller in self.pollers if not poller.ready
+            f"queue {poller.queue!r} not reachable yet"
+            for poller in self.pollers
+            if not poller.ready
         ]
 
     def snapshot(self) -> dict[str, Any]:

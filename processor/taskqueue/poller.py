@@ -57,6 +57,7 @@ class Poller:
         self.queue_url: QueueUrl | None = QueueUrl(settings.url) if settings.url else None
         self.last_progress = time.monotonic()
         self.receives = 0
+        self._last_receive_ok = True
         self._thread = threading.Thread(
             target=self._run, name=f"taskqueue-poller-{queue}", daemon=True
         )
@@ -72,7 +73,8 @@ class Poller:
 
     @property
     def ready(self) -> bool:
-        return self.queue_url is not None and self.receives > 0
+        """The queue was found and SQS answers (a first long poll need not have ended)."""
+        return self.queue_url is not None and self._last_receive_ok
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -123,6 +125,7 @@ class Poller:
             )
         except Exception as error:
             self._metrics.sqs_errors.labels(call="receive_message").inc()
+            self._last_receive_ok = False
             delay = self._backoff.next_delay()
             log.warning(
                 "receive from %r failed (%s); retrying in %.1f s",
@@ -134,6 +137,7 @@ class Poller:
             self._stopping.wait(delay)
             return []
         self._backoff.reset()
+        self._last_receive_ok = True
         self.receives += 1
         now = time.monotonic()
         held = [self._hold(raw, now) for raw in response.get("Messages", [])]

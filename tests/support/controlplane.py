@@ -23,9 +23,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-DEFAULT_ASSETS = Path(
-    os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
-) / "taskqueue/envtest/1.34.4"
+DEFAULT_ASSETS = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskqueue/envtest/1.34.4"
+)
 
 ADMIN_USER = "admin"
 #: A user with no rights but those a test binds to it (e.g. the chart's RBAC).

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+import pydantic
 
-from taskqueue_operator.resource import models
+from taskqueue_operator.resource import models, yamlio
 
 CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "taskqueue.dev_taskqueues.yaml"
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
@@ -79,7 +79,7 @@ def _kept(schema: dict[str, Any]) -> dict[str, Any]:
     return {key: schema[key] for key in _KEPT if key in schema}
 
 
-def openapi_schema(model: type[models.pydantic.BaseModel]) -> dict[str, Any]:
+def openapi_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
     return structural(schema, schema.get("$defs", {}))
 
@@ -113,11 +113,12 @@ def build_crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
-                        {"name": "Queues", "type": "string", "jsonPath": ".spec.queues[*].name"},
+                        # A JSONPath over a list shows its first item only: counts go in status.
+                        {"name": "Queues", "type": "integer", "jsonPath": ".status.queueCount"},
                         {
                             "name": "Processors",
-                            "type": "string",
-                            "jsonPath": ".spec.processors[*].name",
+                            "type": "integer",
+                            "jsonPath": ".status.processorCount",
                         },
                         {
                             "name": "Ready",
@@ -154,5 +155,7 @@ def build_crd() -> dict[str, Any]:
 
 
 def render_crd() -> str:
-    header = "# Generated from taskqueue_operator.resource.models by `taskqueue crd`. Do not edit.\n"
-    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+    header = (
+        "# Generated from taskqueue_operator.resource.models by `taskqueue crd`. Do not edit.\n"
+    )
+    return header + yamlio.dump(build_crd())

@@ -98,9 +98,7 @@ class QueueSpec(_Model):
     ] = None
     """Seconds a failed message stays hidden after its first failure (doubles after each)."""
 
-    retry_backoff_max: Annotated[int | None, Field(alias="retryBackoffMax", ge=0, le=43_200)] = (
-        None
-    )
+    retry_backoff_max: Annotated[int | None, Field(alias="retryBackoffMax", ge=0, le=43_200)] = None
     """Cap of the retry backoff in seconds."""
 
     message_retention_period: Annotated[
@@ -218,7 +216,9 @@ class SqsSpec(_Model):
     endpoint: Annotated[str | None, Field(pattern=r"^https?://", max_length=255)] = None
     """URL of an SQS-compatible service; absent means AWS."""
 
-    queue_prefix: Annotated[str, Field(alias="queuePrefix", pattern=r"^[A-Za-z0-9_-]*$", max_length=40)] = ""
+    queue_prefix: Annotated[
+        str, Field(alias="queuePrefix", pattern=r"^[A-Za-z0-9_-]*$", max_length=40)
+    ] = ""
     """Prefix of every SQS queue name, e.g. per environment."""
 
     credentials_secret: Annotated[
@@ -311,6 +311,9 @@ class TaskQueueStatus(_Model):
     """What the operator observed; it never writes `spec`."""
 
     observed_generation: Annotated[int | None, Field(alias="observedGeneration")] = None
+    queue_count: Annotated[int | None, Field(alias="queueCount")] = None
+    """Queues of the spec (a printer column: JSONPath there shows only one list item)."""
+    processor_count: Annotated[int | None, Field(alias="processorCount")] = None
     conditions: list[Condition] = []
     queues: list[QueueStatus] = []
     processors: list[ProcessorStatus] = []

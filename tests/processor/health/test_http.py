@@ -48,7 +48,7 @@ def test_not_ready_until_the_queue_exists(sqs_endpoint, prefix, queues, start_pr
     time.sleep(1.5)
     status, body = get(processor.http_port, "/readyz")
     assert status == 503
-    assert "queue 'work' not polled yet" in json.loads(body)["problems"]
+    assert "queue 'work' not reachable yet" in json.loads(body)["problems"]
     queues.create("work")
     wait_for(lambda: get(processor.http_port, "/readyz")[0] == 200, timeout=20)
 

@@ -1,0 +1,166 @@
+"""Validation rules: each one, all problems at once, and the cross-resource queue rule."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from taskqueue_operator.resource.validation import (
+    InvalidDocument,
+    parse,
+    validate_against,
+    validate_all,
+    validate_one,
+)
+
+
+def problems_of(manifest) -> list[str]:
+    return [problem.message for problem in validate_one(parse(manifest))]
+
+
+def test_the_example_is_valid(manifest):
+    assert problems_of(manifest) == []
+
+
+def test_a_processor_naming_an_unknown_task(manifest):
+    manifest["spec"]["processors"][1]["tasks"].append("ghost:job")
+    assert problems_of(manifest) == [
+        "processor 'examples' names unknown task 'ghost:job' (declared tasks: cleanup:job, "
+        "example:job, partitions_maintenance:job)"
+    ]
+
+
+def test_a_task_in_no_processor(manifest):
+    manifest["spec"]["tasks"].append({"name": "orphan:job", "queue": "lonely"})
+    manifest["spec"]["queues"].append({"name": "lonely"})
+    assert problems_of(manifest) == ["task 'orphan:job' is assigned to no processor"]
+
+
+def test_a_task_in_two_processors_and_the_split_it_makes(manifest):
+    manifest["spec"]["processors"][1]["tasks"].append("cleanup:job")
+    assert problems_of(manifest) == [
+        "task 'cleanup:job' is assigned to more than one processor: main, examples",
+        "queue 'shared' is split across processors (examples: cleanup:job; main: cleanup:job, "
+        "partitions_maintenance:job); all tasks of a queue must belong to one processor, or "
+        "messages are read by the wrong one and end in the dead-letter queue",
+    ]
+
+
+def test_a_queue_split_between_processors_names_queue_tasks_and_processors(manifest):
+    spec = manifest["spec"]
+    spec["processors"][0]["tasks"] = ["partitions_maintenance:job"]
+    spec["processors"][1]["tasks"] = ["example:job", "cleanup:job"]
+    [problem] = problems_of(manifest)
+    assert problem.startswith(
+        "queue 'shared' is split across processors (examples: cleanup:job; "
+        "main: partitions_maintenance:job)"
+    )
+
+
+def test_a_task_on_an_undeclared_queue(manifest):
+    manifest["spec"]["tasks"][2]["queue"] = "nowhere"
+    assert problems_of(manifest) == [
+        "task 'example:job' uses queue 'nowhere', which is not declared in spec.queues "
+        "(declared: example_queue, shared)"
+    ]
+
+
+def test_duplicate_names(manifest):
+    spec = manifest["spec"]
+    spec["queues"].append(copy.deepcopy(spec["queues"][0]))
+    spec["processors"].append({"name": "main", "tasks": ["example:job"]})
+    problems = problems_of(manifest)
+    assert "queue 'shared' is declared 2 times" in problems
+    assert "processor 'main' is declared 2 times" in problems
+
+
+def test_invalid_cron_and_payload_without_schedule(manifest):
+    tasks = manifest["spec"]["tasks"]
+    tasks[0]["schedule"] = "61 * * * *"
+    tasks[1]["payload"] = {"a": 1}
+    assert problems_of(manifest) == [
+        "task 'partitions_maintenance:job' has an invalid cron schedule '61 * * * *' "
+        "(expected five fields, e.g. '0 * * * *')",
+        "task 'cleanup:job' has a payload but no schedule to send it on",
+    ]
+
+
+def test_every_problem_is_reported_at_once(manifest):
+    spec = manifest["spec"]
+    spec["tasks"][0]["schedule"] = "bad"
+    spec["tasks"][2]["queue"] = "nowhere"
+    spec["processors"][1]["tasks"].append("ghost:job")
+    assert len(problems_of(manifest)) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda s: s["queues"][0].update(maxBatchSize=11),
+            "spec.queues.0.maxBatchSize: Input should be less than or equal to 10",
+        ),
+        (
+            lambda s: s["queues"][0].update(pollInterval="soon"),
+            "spec.queues.0.pollInterval: Input should be a valid integer",
+        ),
+        (
+            lambda s: s["processors"][0].update(name="Main_1"),
+            "spec.processors.0.name: String should match pattern",
+        ),
+        (lambda s: s.update(replicas=3), "spec.replicas: Extra inputs are not permitted"),
+        (lambda s: s["sqs"].pop("region"), "spec.sqs.region: Field required"),
+        (
+            lambda s: s["tasks"][0].update(payload=[1, 2]),
+            "spec.tasks.0.payload: Input should be a valid dictionary",
+        ),
+        (
+            lambda s: s.update(deletionPolicy="Forget"),
+            "spec.deletionPolicy: Input should be 'Retain' or 'Delete'",
+        ),
+    ],
+)
+def test_schema_problems_name_the_field(manifest, change, expected):
+    change(manifest["spec"])
+    with pytest.raises(InvalidDocument) as error:
+        parse(manifest)
+    assert any(str(p).startswith("billing/accounts: " + expected) for p in error.value.problems), (
+        error.value
+    )
+
+
+def test_two_resources_may_not_share_a_physical_queue(manifest):
+    first = parse(manifest)
+    other = copy.deepcopy(manifest)
+    other["metadata"]["name"] = "ledger"
+    second = parse(other)
+    problems = validate_all([first, second])
+    assert {p.resource for p in problems} == {"billing/accounts", "billing/ledger"}
+    assert (
+        "SQS queue 'accounts-dev-shared' (region eu-west-1, endpoint http://sqs.example.net:8771) "
+        "is also declared by TaskQueue billing/ledger; a physical queue belongs to one resource"
+    ) in [p.message for p in problems if p.resource == "billing/accounts"]
+    # Dead-letter queues are physical queues too.
+    assert any("'accounts-dev-shared-dlq'" in p.message for p in problems)
+    # Only the checked resource's problems, when checked against the cluster's others.
+    assert {p.resource for p in validate_against(second, [first])} == {"billing/ledger"}
+
+
+def test_another_prefix_region_or_endpoint_is_another_queue(manifest):
+    first = parse(manifest)
+    for field, value in (
+        ("queuePrefix", "accounts-prod-"),
+        ("region", "us-east-1"),
+        ("endpoint", "http://other:1"),
+    ):
+        other = copy.deepcopy(manifest)
+        other["metadata"]["name"] = "ledger"
+        other["spec"]["sqs"][field] = value
+        assert validate_all([first, parse(other)]) == [], field
+
+
+def test_an_overlong_deployment_name_is_refused(manifest):
+    manifest["metadata"]["name"] = "a" * 40
+    manifest["spec"]["processors"][1]["name"] = "b" * 30
+    [problem] = problems_of(manifest)
+    assert "is longer than 63" in problem
