@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from taskqueue_operator.resource import yamlio
 from taskqueue_operator.resource.crd import CRD_PATH, render_crd
+from taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from taskqueue_operator.resource.manifests import ManifestError, load_taskqueues
 from taskqueue_operator.resource.models import TaskQueue
 from taskqueue_operator.resource.render import render, render_queue_plan
@@ -31,6 +32,7 @@ def main(argv: Sequence[str]) -> int:
     validate.add_argument(
         "--namespace", default="default", help="namespace of manifests without one"
     )
+    _add_defaults(validate)
     validate.set_defaults(handler=_validate)
 
     render_cmd = commands.add_parser(
@@ -40,6 +42,7 @@ def main(argv: Sequence[str]) -> int:
     render_cmd.add_argument(
         "--namespace", default="default", help="namespace of manifests without one"
     )
+    _add_defaults(render_cmd)
     render_cmd.set_defaults(handler=_render)
 
     crd = commands.add_parser("crd", help="print the CRD generated from the models")
@@ -57,8 +60,27 @@ def main(argv: Sequence[str]) -> int:
     return code
 
 
+def _add_defaults(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "operator defaults (as the operator of the target environment has them)"
+    )
+    group.add_argument("--default-region", help="region of resources that set none")
+    group.add_argument("--default-endpoint", help="SQS endpoint of resources that set none")
+    group.add_argument(
+        "--default-queue-prefix", default="", help="queue prefix of resources that set none"
+    )
+
+
+def _defaults(options: argparse.Namespace) -> SqsDefaults:
+    return SqsDefaults(
+        region=options.default_region,
+        endpoint=options.default_endpoint,
+        queue_prefix=options.default_queue_prefix,
+    )
+
+
 def _load(
-    paths: Sequence[str], namespace: str
+    paths: Sequence[str], namespace: str, defaults: SqsDefaults
 ) -> tuple[list[TaskQueue], list[str], dict[str, str]]:
     """Parse every TaskQueue; returns resources, problem lines, and key → source."""
     resources: list[TaskQueue] = []
@@ -66,7 +88,7 @@ def _load(
     sources: dict[str, str] = {}
     for document in load_taskqueues(paths):
         try:
-            resource = parse(document.body, default_namespace=namespace)
+            resource = with_defaults(parse(document.body, default_namespace=namespace), defaults)
         except InvalidDocument as error:
             problems.extend(f"{document.source}: {problem}" for problem in error.problems)
             continue
@@ -78,7 +100,7 @@ def _load(
 
 
 def _validate(options: argparse.Namespace) -> int:
-    resources, problems, _ = _load(options.paths, options.namespace)
+    resources, problems, _ = _load(options.paths, options.namespace, _defaults(options))
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
@@ -89,7 +111,7 @@ def _validate(options: argparse.Namespace) -> int:
 
 
 def _render(options: argparse.Namespace) -> int:
-    resources, problems, _ = _load([options.filename], options.namespace)
+    resources, problems, _ = _load([options.filename], options.namespace, _defaults(options))
     if problems:
         for line in problems:
             print(line, file=sys.stderr)

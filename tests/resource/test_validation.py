@@ -109,7 +109,10 @@ def test_every_problem_is_reported_at_once(manifest):
             "spec.processors.0.name: String should match pattern",
         ),
         (lambda s: s.update(replicas=3), "spec.replicas: Extra inputs are not permitted"),
-        (lambda s: s["sqs"].pop("region"), "spec.sqs.region: Field required"),
+        (
+            lambda s: s["sqs"].update(region="EU West"),
+            "spec.sqs.region: String should match pattern",
+        ),
         (
             lambda s: s["tasks"][0].update(payload=[1, 2]),
             "spec.tasks.0.payload: Input should be a valid dictionary",
@@ -164,3 +167,22 @@ def test_an_overlong_deployment_name_is_refused(manifest):
     manifest["spec"]["processors"][1]["name"] = "b" * 30
     [problem] = problems_of(manifest)
     assert "is longer than 63" in problem
+
+
+def test_region_comes_from_the_operator_default_when_the_spec_has_none(manifest):
+    from taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
+
+    del manifest["spec"]["sqs"]["region"]
+    del manifest["spec"]["sqs"]["queuePrefix"]
+    assert problems_of(manifest) == [
+        "spec.sqs.region is not set and the operator has no default region"
+    ]
+    resolved = with_defaults(
+        parse(manifest), SqsDefaults(region="eu-north-1", queue_prefix="prod-")
+    )
+    assert validate_one(resolved) == []
+    assert resolved.spec.sqs.region == "eu-north-1"
+    assert resolved.spec.sqs.queue_prefix == "prod-"
+    # The spec's own values win over the defaults.
+    kept = with_defaults(resolved, SqsDefaults(region="us-west-2", queue_prefix="dev-"))
+    assert (kept.spec.sqs.region, kept.spec.sqs.queue_prefix) == ("eu-north-1", "prod-")

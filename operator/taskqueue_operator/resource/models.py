@@ -212,14 +212,19 @@ class ProcessorSpec(_Model):
 class SqsSpec(_Model):
     """Where the queues live. Credentials are never inline."""
 
-    region: Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)]
+    region: Annotated[str | None, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)] = (
+        None
+    )
+    """AWS region; absent means the operator's default (its --default-region)."""
+
     endpoint: Annotated[str | None, Field(pattern=r"^https?://", max_length=255)] = None
-    """URL of an SQS-compatible service; absent means AWS."""
+    """URL of an SQS-compatible service; absent means the operator's default, else AWS."""
 
     queue_prefix: Annotated[
         str, Field(alias="queuePrefix", pattern=r"^[A-Za-z0-9_-]*$", max_length=40)
     ] = ""
-    """Prefix of every SQS queue name, e.g. per environment."""
+    """Prefix of every SQS queue name, e.g. per environment; empty means the operator's
+    default prefix."""
 
     credentials_secret: Annotated[
         str | None, Field(alias="credentialsSecret", pattern=DNS_LABEL, max_length=63)

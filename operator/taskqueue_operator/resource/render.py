@@ -122,7 +122,9 @@ def processor_config(resource: TaskQueue, processor: ProcessorSpec) -> Processor
             },
         )
         queues[queue.name] = settings
-    sqs: dict[str, Any] = {"region": spec.sqs.region, "queuePrefix": spec.sqs.queue_prefix}
+    sqs: dict[str, Any] = {"queuePrefix": spec.sqs.queue_prefix}
+    if spec.sqs.region:
+        sqs["region"] = spec.sqs.region
     if spec.sqs.endpoint:
         sqs["endpoint"] = spec.sqs.endpoint
     return ProcessorConfig.model_validate(
@@ -172,7 +174,7 @@ def render_queue_plan(resource: TaskQueue) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": "QueuePlan",
         "metadata": {"name": resource.metadata.name, "namespace": resource.namespace},
-        "sqs": {"region": sqs.region, "endpoint": sqs.endpoint or "aws"},
+        "sqs": {"region": sqs.region or "", "endpoint": sqs.endpoint or "aws"},
         "deletionPolicy": resource.spec.deletion_policy,
         "queues": [definition.as_dict() for definition in queue_plan(resource)],
     }
@@ -247,9 +249,10 @@ def _container_security() -> dict[str, Any]:
 
 
 def _env(resource: TaskQueue, processor: ProcessorSpec | None) -> list[dict[str, Any]]:
+    region = resource.spec.sqs.region or ""
     env: list[dict[str, Any]] = [
-        {"name": "AWS_REGION", "value": resource.spec.sqs.region},
-        {"name": "AWS_DEFAULT_REGION", "value": resource.spec.sqs.region},
+        {"name": "AWS_REGION", "value": region},
+        {"name": "AWS_DEFAULT_REGION", "value": region},
     ]
     secret = resource.spec.sqs.credentials_secret
     if secret:

@@ -77,6 +77,8 @@ def validate_one(resource: TaskQueue) -> list[Problem]:
             if count > 1:
                 problems.append(f"{kind} {name!r} is declared {count} times")
 
+    if spec.sqs.region is None:
+        problems.append("spec.sqs.region is not set and the operator has no default region")
     queues = {q.name for q in spec.queues}
     tasks = {t.name: t for t in spec.tasks}
     for task in spec.tasks:
@@ -156,7 +158,7 @@ def validate_all(resources: Iterable[TaskQueue]) -> list[Problem]:
             if queue.dead_letter is not None:
                 names.append(dead_letter_name(resource, queue.name))
             for name in names:
-                identity = (sqs.region, sqs.endpoint or "aws", name)
+                identity = (sqs.region or "?", sqs.endpoint or "aws", name)
                 if resource.key not in claims[identity]:
                     claims[identity].append(resource.key)
     for (region, endpoint, name), owners in sorted(claims.items()):
