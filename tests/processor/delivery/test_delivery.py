@@ -137,11 +137,15 @@ def test_unroutable_and_malformed_messages_are_never_deleted_silently(
     }
     make_producer(sqs_endpoint, prefix).enqueue(sampleapp.provider["record:job"], {"id": "good"})
     wait_for(lambda: records.ids("done") == ["good"])
-    dead = wait_for(
-        lambda: (found := queues.drain("work-dlq", wait=0.3)) and len(found) == 4 and found,
-        timeout=40,
-    )
-    assert {m["MessageId"] for m in dead} == poison
+    dead: dict[str, dict] = {}
+
+    def all_dead_lettered() -> bool:
+        # drain() hides what it receives, so collect across calls.
+        dead.update({m["MessageId"]: m for m in queues.drain("work-dlq", wait=0.3)})
+        return len(dead) == 4
+
+    wait_for(all_dead_lettered, timeout=40)
+    assert set(dead) == poison
     counts = processor.snapshot()
     assert counts["unroutable"] >= 8  # each poison message was seen twice before the DLQ
     assert records.ids("start") == ["good"]
