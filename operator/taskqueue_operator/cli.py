@@ -51,6 +51,12 @@ def main(argv: Sequence[str]) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 if the checked-in CRD differs")
     crd.set_defaults(handler=_crd)
 
+    operator = commands.add_parser(
+        "operator", help="run the TaskQueue operator (settings from TASKQUEUE_* variables)"
+    )
+    operator.add_argument("operator_args", nargs=argparse.REMAINDER)
+    operator.set_defaults(handler=_operator)
+
     options = parser.parse_args(list(argv))
     try:
         code: int = options.handler(options)
@@ -141,3 +147,9 @@ def _crd(options: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(text)
     return 0
+
+
+def _operator(options: argparse.Namespace) -> int:
+    from taskqueue_operator.main import run  # noqa: PLC0415 - kopf loads only for this command
+
+    return run(options.operator_args)

@@ -1,0 +1,87 @@
+"""The operator's settings: one validated tree, read from the environment at the entry point.
+
+Every variable is `TASKQUEUE_<FIELD>` (e.g. `TASKQUEUE_DRIFT_INTERVAL=300`); the chart sets
+them from its values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+import pydantic
+from pydantic import ConfigDict, Field
+
+from taskqueue_operator.resource.defaults import SqsDefaults
+
+
+class OperatorSettings(pydantic.BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: list[str] = []
+    """Namespaces to watch; empty watches the whole cluster."""
+
+    default_region: str | None = None
+    """Region of TaskQueues that set none (per environment)."""
+    default_endpoint: str | None = None
+    """SQS endpoint of TaskQueues that set none (an SQS-compatible service)."""
+    default_queue_prefix: str = ""
+    """Queue-name prefix of TaskQueues that set none (per environment)."""
+
+    drift_interval: Annotated[float, Field(gt=0)] = 180
+    """Seconds between full re-checks of queues and workloads (repairs out-of-band changes).
+    A few minutes: each check costs a handful of SQS and API calls per TaskQueue."""
+
+    status_interval: Annotated[float, Field(gt=0)] = 30
+    """Seconds between refreshes of queue depths and replica counts in status."""
+
+    field_manager: str = "taskqueue-operator"
+    """Server-side apply field manager, so our fields are ours alone."""
+
+    sqs_call_timeout: Annotated[float, Field(gt=0)] = 10
+
+    webhook_enabled: bool = True
+    webhook_host: str | None = None
+    """Host name the API server reaches the webhook at, for a URL-style registration
+    (development). Unset in-cluster, where the chart registers a Service reference."""
+    webhook_listen: str = "0.0.0.0"  # the API server connects from outside the pod
+    webhook_port: Annotated[int, Field(ge=1, le=65535)] = 9443
+    webhook_cert_dir: str | None = None
+    """Directory with tls.crt and tls.key (e.g. from cert-manager); unset generates a
+    self-signed certificate at start-up."""
+    webhook_managed: bool = False
+    """Let the operator create/patch its ValidatingWebhookConfiguration (development)."""
+
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """Port of the liveness endpoint `/healthz`."""
+
+    peering: str | None = None
+    """kopf peering name for several replicas (one active, others standby); unset runs
+    standalone (one replica, `strategy: Recreate`)."""
+    priority: int = 0
+
+    log_format: str = "json"
+
+    @property
+    def sqs_defaults(self) -> SqsDefaults:
+        return SqsDefaults(
+            region=self.default_region,
+            endpoint=self.default_endpoint,
+            queue_prefix=self.default_queue_prefix,
+        )
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettings:
+    """Read `TASKQUEUE_*` variables; lists are comma-separated."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, object] = {}
+    for name, field in OperatorSettings.model_fields.items():
+        raw = environ.get(f"TASKQUEUE_{name.upper()}")
+        if raw is None:
+            continue
+        if field.annotation == list[str]:
+            data[name] = [item.strip() for item in raw.split(",") if item.strip()]
+        else:
+            data[name] = raw
+    return OperatorSettings.model_validate(data)
