@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from operator_harness import OperatorProcess
-
 from taskqueue_operator.resource.crd import CRD_PATH
 
 

@@ -7,7 +7,6 @@ import json
 
 from harness import wait_for
 from operator_harness import condition, contains, events, get
-
 from taskqueue_operator.resource.naming import TAG_OWNER
 from taskqueue_operator.resource.render import render
 from taskqueue_operator.resource.validation import parse
