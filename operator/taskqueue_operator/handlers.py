@@ -99,18 +99,22 @@ def register(
     def peers(index: kopf.Index[str, Any]) -> list[dict[str, Any]]:
         return [value for key in index for value in index[key]]
 
-    @kopf.on.validate(*RESOURCE, id="taskqueue", registry=registry, operations=["CREATE", "UPDATE"])
-    def admit(body: kopf.Body, **kwargs: Any) -> None:
-        taskqueues: kopf.Index[str, Any] = kwargs["taskqueues"]
-        document = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
-        try:
-            resource = reconciler.resolve(document)
-            others = [reconciler.resolve(p) for p in peers(taskqueues) if _valid(reconciler, p)]
-            problems = [p.message for p in validate_against(resource, others)]
-        except InvalidDocument as error:
-            problems = [p.message for p in error.problems]
-        if problems:
-            raise kopf.AdmissionError("; ".join(problems), code=422)
+    if operator.webhook_enabled:
+
+        @kopf.on.validate(
+            *RESOURCE, id="taskqueue", registry=registry, operations=["CREATE", "UPDATE"]
+        )
+        def admit(body: kopf.Body, **kwargs: Any) -> None:
+            taskqueues: kopf.Index[str, Any] = kwargs["taskqueues"]
+            document = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
+            try:
+                resource = reconciler.resolve(document)
+                others = [reconciler.resolve(p) for p in peers(taskqueues) if _valid(reconciler, p)]
+                problems = [p.message for p in validate_against(resource, others)]
+            except InvalidDocument as error:
+                problems = [p.message for p in error.problems]
+            if problems:
+                raise kopf.AdmissionError("; ".join(problems), code=422)
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile")
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile")

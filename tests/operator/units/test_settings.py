@@ -1,0 +1,42 @@
+"""Operator settings from TASKQUEUE_* variables: defaults pinned, lists, errors."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from taskqueue_operator.settings import OperatorSettings, from_environment
+
+
+def test_defaults_are_pinned():
+    settings = from_environment({})
+    assert settings == OperatorSettings()
+    assert (settings.drift_interval, settings.status_interval) == (180, 30)
+    assert settings.namespaces == [] and settings.peering is None
+    assert (settings.webhook_enabled, settings.webhook_port, settings.webhook_managed) == (
+        True,
+        9443,
+        False,
+    )
+    assert settings.field_manager == "taskqueue-operator"
+
+
+def test_environment_values_are_parsed():
+    settings = from_environment(
+        {
+            "TASKQUEUE_NAMESPACES": "a, b,",
+            "TASKQUEUE_DRIFT_INTERVAL": "60",
+            "TASKQUEUE_DEFAULT_REGION": "eu-west-1",
+            "TASKQUEUE_WEBHOOK_ENABLED": "false",
+            "OTHER": "x",
+        }
+    )
+    assert settings.namespaces == ["a", "b"]
+    assert settings.drift_interval == 60
+    assert settings.sqs_defaults.region == "eu-west-1"
+    assert settings.webhook_enabled is False
+
+
+def test_a_bad_value_names_the_setting():
+    with pytest.raises(pydantic.ValidationError, match="drift_interval"):
+        from_environment({"TASKQUEUE_DRIFT_INTERVAL": "-1"})
