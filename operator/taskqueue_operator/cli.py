@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from taskqueue_operator.resource import yamlio
-from taskqueue_operator.resource.crd import CRD_PATH, render_crd
+from taskqueue_operator.resource.crd import CHART_CRD_PATH, CRD_PATH, render_crd
 from taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from taskqueue_operator.resource.manifests import ManifestError, load_taskqueues
 from taskqueue_operator.resource.models import TaskQueue
@@ -47,7 +47,9 @@ def main(argv: Sequence[str]) -> int:
 
     crd = commands.add_parser("crd", help="print the CRD generated from the models")
     mode = crd.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help=f"write it to {CRD_PATH.name}")
+    mode.add_argument(
+        "--write", action="store_true", help="write it to crds/ and the chart's files/"
+    )
     mode.add_argument("--check", action="store_true", help="exit 1 if the checked-in CRD differs")
     crd.set_defaults(handler=_crd)
 
@@ -136,15 +138,19 @@ def _render(options: argparse.Namespace) -> int:
 def _crd(options: argparse.Namespace) -> int:
     text = render_crd()
     if options.write:
-        CRD_PATH.write_text(text, encoding="utf-8")
-        print(f"wrote {CRD_PATH}")
+        for path in (CRD_PATH, CHART_CRD_PATH):
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
         return 0
     if options.check:
-        current = CRD_PATH.read_text(encoding="utf-8") if CRD_PATH.exists() else ""
-        if current != text:
-            print(f"{CRD_PATH} is out of date: run `taskqueue crd --write`", file=sys.stderr)
-            return INVALID
-        return 0
+        stale = [
+            path
+            for path in (CRD_PATH, CHART_CRD_PATH)
+            if not path.exists() or path.read_text(encoding="utf-8") != text
+        ]
+        for path in stale:
+            print(f"{path} is out of date: run `taskqueue crd --write`", file=sys.stderr)
+        return INVALID if stale else 0
     sys.stdout.write(text)
     return 0
 

@@ -13,7 +13,11 @@ import pydantic
 
 from taskqueue_operator.resource import models, yamlio
 
-CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "taskqueue.dev_taskqueues.yaml"
+REPOSITORY = Path(__file__).resolve().parents[3]
+CRD_PATH = REPOSITORY / "crds" / "taskqueue.dev_taskqueues.yaml"
+#: The chart's copy, templated with `helm.sh/resource-policy: keep` (charts cannot read
+#: files outside their own folder).
+CHART_CRD_PATH = REPOSITORY / "charts" / "taskqueue-operator" / "files" / CRD_PATH.name
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
 
 #: JSON Schema keywords that carry over to Kubernetes' OpenAPI v3 subset unchanged.
