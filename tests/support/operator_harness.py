@@ -19,13 +19,20 @@ WEBHOOK_CONFIGURATION = "taskqueue.dev"
 
 
 class OperatorProcess:
-    def __init__(self, plane: ControlPlane, directory: Path, **settings: Any) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        directory: Path,
+        *,
+        kubeconfig: str | None = None,
+        **settings: Any,
+    ) -> None:
         self.plane = plane
         self.health_port = free_port()
         self.webhook_port = free_port()
         env = {
             **os.environ,
-            "KUBECONFIG": str(plane.kubeconfig),
+            "KUBECONFIG": kubeconfig or str(plane.kubeconfig),
             "TASKQUEUE_WEBHOOK_HOST": "127.0.0.1",
             "TASKQUEUE_WEBHOOK_LISTEN": "127.0.0.1",
             "TASKQUEUE_WEBHOOK_PORT": str(self.webhook_port),
@@ -44,7 +51,10 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        self.webhook = settings.get("webhook_enabled", True) not in (False, "false")
+        self.webhook = (
+            str(settings.get("webhook_enabled", True)).lower() != "false"
+            and str(settings.get("webhook_managed", True)).lower() != "false"
+        )
 
     def healthy(self) -> bool:
         try:

@@ -1,0 +1,366 @@
+"""The Helm chart, with the real `helm` binary and the real API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import wait_for
+from operator_harness import OperatorProcess, condition, get
+
+from taskqueue_operator import permissions
+from taskqueue_operator.resource.crd import build_crd
+
+CHART = Path(__file__).parents[2] / "charts" / "taskqueue-operator"
+VALUES = {"default": None, "dev": CHART / "values-dev.yaml", "prod": CHART / "values-prod.yaml"}
+#: Kinds whose CRDs (cert-manager, Prometheus Operator) the test cluster does not have.
+FOREIGN_KINDS = {"Certificate", "Issuer", "PodMonitor"}
+
+
+def helm(plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(plane.helm), *args, "--kubeconfig", str(plane.kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}: {result.stderr}")
+    return result
+
+
+def template(plane, *extra: str, namespace: str = "ops") -> list[dict[str, Any]]:
+    result = helm(
+        plane, "template", "t", str(CHART), "-n", namespace, "--kube-version", "1.34.4", *extra
+    )
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def values_args(name: str) -> list[str]:
+    return ["-f", str(VALUES[name])] if VALUES[name] else []
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_lint_strict(control_plane, values):
+    result = helm(control_plane, "lint", "--strict", str(CHART), *values_args(values))
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_rendered_objects_pass_server_side_validation(control_plane, namespace, values):
+    objects = [
+        o
+        for o in template(control_plane, *values_args(values), namespace=namespace)
+        if o["kind"] not in FOREIGN_KINDS
+    ]
+    stream = "\n---\n".join(
+        json.dumps(o) for o in objects if o["kind"] != "CustomResourceDefinition"
+    )
+    result = control_plane.kubectl_run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", input=stream, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_values_of_the_wrong_type_or_unknown_keys_are_rejected(control_plane, tmp_path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("replicaCount: two\n")
+    result = helm(
+        control_plane,
+        "template",
+        "t",
+        str(CHART),
+        "-f",
+        str(wrong),
+        "--kube-version",
+        "1.34.4",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "at '/replicaCount': got string, want integer" in result.stderr
+    typo = helm(
+        control_plane,
+        "template",
+        "t",
+        str(CHART),
+        "--set",
+        "sqs.regoin=eu-west-1",
+        "--kube-version",
+        "1.34.4",
+        check=False,
+    )
+    assert typo.returncode != 0
+    assert "additional properties 'regoin' not allowed" in typo.stderr
+
+
+def test_the_crd_is_the_generated_one_and_is_kept_on_uninstall(control_plane):
+    [crd] = [o for o in template(control_plane) if o["kind"] == "CustomResourceDefinition"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    generated = build_crd()
+    assert crd["spec"] == generated["spec"]
+    assert crd["metadata"]["name"] == generated["metadata"]["name"]
+    assert not [
+        o
+        for o in template(control_plane, "--set", "crds.enabled=false")
+        if o["kind"] == "CustomResourceDefinition"
+    ]
+
+
+def test_helpers_are_prefixed_and_selectors_carry_no_version(control_plane):
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    defines = re.findall(r'define "([^"]+)"', helpers)
+    assert defines and all(name.startswith("taskqueue-operator.") for name in defines)
+    [deployment] = [o for o in template(control_plane) if o["kind"] == "Deployment"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert "helm.sh/chart" not in selector and "app.kubernetes.io/version" not in selector
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "0.1.0"
+
+
+def rules(objects: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(kind, group, resource, verb) of every rule of every (Cluster)Role."""
+    found = []
+    for obj in objects:
+        if obj["kind"] in {"Role", "ClusterRole"}:
+            for rule in obj["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            found.append((obj["kind"], group, resource, verb))
+    return found
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["--set", "peering.enabled=true"], ["--set", "watchNamespaces={team-a,team-b}"]]
+)
+def test_rbac_grants_only_what_the_operator_uses(control_plane, extra):
+    objects = template(control_plane, *extra)
+    granted = rules(objects)
+    assert granted
+    for _, group, resource, verb in granted:
+        assert permissions.allowed(group, resource, verb), (group, resource, verb)
+        assert "*" not in (group, resource, verb)
+    assert {verb for _, _, resource, verb in granted if resource == "secrets"} == {"get"}
+    # And everything the operator uses is granted.
+    expected = {
+        (g, r, v)
+        for p in permissions.NAMESPACED
+        for g in [p.group]
+        for r in p.resources
+        for v in p.verbs
+    }
+    assert expected <= {(g, r, v) for _, g, r, v in granted}
+
+
+def test_watching_namespaces_uses_roles_not_a_cluster_role(control_plane):
+    objects = template(control_plane, "--set", "watchNamespaces={team-a,team-b}")
+    roles = [o for o in objects if o["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    cluster_resources = {r for kind, _, r, _ in rules(objects) if kind == "ClusterRole"}
+    assert cluster_resources == {"customresourcedefinitions", "namespaces"}
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TASKQUEUE_NAMESPACES"] == "team-a,team-b"
+
+
+def test_environment_values_reach_the_operator(control_plane):
+    objects = template(control_plane, "-f", str(VALUES["prod"]))
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert (env["TASKQUEUE_DEFAULT_REGION"], env["TASKQUEUE_DEFAULT_QUEUE_PREFIX"]) == (
+        "eu-west-1",
+        "prod-",
+    )
+    assert env["TASKQUEUE_PEERING"] == "taskqueue-operator"
+    [account] = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
+        ":role/taskqueue-operator"
+    )
+    assert "strategy" not in deployment["spec"]  # rolling with peering; Recreate without
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert {o["kind"] for o in objects} >= {
+        "PodDisruptionBudget",
+        "PodMonitor",
+        "Certificate",
+        "Issuer",
+    }
+    [webhook] = [o for o in objects if o["kind"] == "ValidatingWebhookConfiguration"]
+    assert (
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        == "ops/t-taskqueue-operator-webhook-tls"
+    )
+    assert webhook["webhooks"][0]["clientConfig"]["service"]["path"] == "/taskqueue"
+
+
+def test_generated_webhook_certificate_matches_its_ca_bundle(control_plane):
+    from cryptography import x509
+    import base64
+
+    objects = template(control_plane)
+    [secret] = [o for o in objects if o["kind"] == "Secret"]
+    [webhook] = [o for o in objects if o["kind"] == "ValidatingWebhookConfiguration"]
+    assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
+    assert "t-taskqueue-operator-webhook.ops.svc" in names
+
+
+def test_pods_meet_the_restricted_pod_security_standard(control_plane):
+    [deployment] = [o for o in template(control_plane) if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    security = pod["containers"][0]["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["readOnlyRootFilesystem"] is True
+
+
+def service_account_kubeconfig(plane, directory: Path, namespace: str, account: str) -> Path:
+    token = plane.kubectl_run(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    config = yaml.safe_load(plane.kubeconfig.read_text())
+    config["users"] = [{"name": "sa", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "sa"
+    path = directory / "sa-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, prefix, queues):
+    release_ns = "taskqueue-system"
+    apps_ns = f"apps-{prefix.strip('-')}"
+    for ns in (release_ns, apps_ns):
+        control_plane.kubectl_run("create", "namespace", ns, check=False)
+    base = [
+        "--set",
+        f"watchNamespaces={{{apps_ns}}}",
+        "--set",
+        "sqs.region=us-east-1",
+        "--set",
+        f"sqs.endpoint={sqs_endpoint}",
+        "--set",
+        f"sqs.queuePrefix={prefix}",
+        "--set",
+        "webhook.failurePolicy=Ignore",  # no pods run in the test cluster
+    ]
+    result = helm(
+        control_plane, "install", "tq", str(CHART), "-n", release_ns, "--wait=false", *base
+    )
+    assert "STATUS: deployed" in result.stdout
+    assert "taskqueue validate" in result.stdout  # NOTES.txt
+    try:
+        deployment = get(control_plane, "deployment", "tq-taskqueue-operator", release_ns)
+        env = {
+            e["name"]: e["value"]
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        secret_before = get(
+            control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns
+        )["data"]
+
+        # Run the operator as the chart's service account, with the chart's settings; the
+        # webhook is served in-cluster only, so it is off here.
+        kubeconfig = service_account_kubeconfig(
+            control_plane, tmp_path, release_ns, "tq-taskqueue-operator"
+        )
+        settings = {
+            k.removeprefix("TASKQUEUE_").lower(): v
+            for k, v in env.items()
+            if k.startswith("TASKQUEUE_")
+        }
+        settings.update(
+            webhook_enabled="false", webhook_managed="false", health_port="0", drift_interval="5"
+        )
+        settings.pop("health_port")
+        operator = OperatorProcess(control_plane, tmp_path, kubeconfig=str(kubeconfig), **settings)
+        try:
+            operator.wait_ready()
+            document = {
+                "apiVersion": "taskqueue.dev/v1alpha1",
+                "kind": "TaskQueue",
+                "metadata": {"name": "app", "namespace": apps_ns},
+                "spec": {
+                    "image": "registry.example.test/app:1",
+                    "app": "sampleapp:provider",
+                    "sqs": {"credentialsSecret": "sqs"},
+                    "queues": [{"name": "work", "deadLetter": {"maxReceiveCount": 2}}],
+                    "tasks": [{"name": "record:job", "queue": "work"}],
+                    "processors": [{"name": "main", "tasks": ["record:job"]}],
+                },
+            }
+            control_plane.kubectl_run(
+                "create",
+                "secret",
+                "generic",
+                "sqs",
+                "-n",
+                apps_ns,
+                "--from-literal=AWS_ACCESS_KEY_ID=testing",
+                "--from-literal=AWS_SECRET_ACCESS_KEY=testing",
+            )
+            control_plane.kubectl_run("apply", "-f", "-", input=json.dumps(document))
+            wait_for(
+                lambda: (
+                    (c := condition(get(control_plane, "tq", "app", apps_ns), "Ready"))
+                    and c["status"] == "True"
+                ),
+                timeout=60,
+            )
+            assert queues.url("work")  # the chart's default prefix and endpoint were used
+            assert get(control_plane, "deployment", "app-main", apps_ns) is not None
+            assert "forbidden" not in operator.output().lower(), operator.output()[-2000:]
+        finally:
+            operator.stop()
+
+        upgraded = helm(
+            control_plane,
+            "upgrade",
+            "tq",
+            str(CHART),
+            "-n",
+            release_ns,
+            *base,
+            "--set",
+            "reconcile.driftInterval=60",
+        )
+        assert "STATUS: deployed" in upgraded.stdout
+        deployment = get(control_plane, "deployment", "tq-taskqueue-operator", release_ns)
+        env = {
+            e["name"]: e["value"]
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["TASKQUEUE_DRIFT_INTERVAL"] == "60"
+        # The generated webhook certificate survives upgrades (the CA bundle stays valid).
+        assert (
+            get(control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns)["data"]
+            == secret_before
+        )
+        webhook = json.loads(
+            control_plane.kubectl_run(
+                "get", "validatingwebhookconfiguration", "tq-taskqueue-operator", "-o", "json"
+            ).stdout
+        )
+        assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == secret_before["ca.crt"]
+    finally:
+        helm(control_plane, "uninstall", "tq", "-n", release_ns, check=False)
+    assert get(control_plane, "deployment", "tq-taskqueue-operator", release_ns) is None
+    assert (
+        control_plane.kubectl_run("get", "crd", "taskqueues.taskqueue.dev", check=False).returncode
+        == 0
+    )
+    assert get(control_plane, "tq", "app", apps_ns) is not None
+    assert queues.url("work")
