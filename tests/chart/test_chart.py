@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 import yaml
 from harness import wait_for
 from operator_harness import OperatorProcess, condition, get
-
 from taskqueue_operator import permissions
 from taskqueue_operator.resource.crd import build_crd
 
@@ -203,8 +201,9 @@ def test_environment_values_reach_the_operator(control_plane):
 
 
 def test_generated_webhook_certificate_matches_its_ca_bundle(control_plane):
-    from cryptography import x509
     import base64
+
+    from cryptography import x509
 
     objects = template(control_plane)
     [secret] = [o for o in objects if o["kind"] == "Secret"]

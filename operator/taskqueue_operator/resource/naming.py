@@ -52,9 +52,10 @@ def cronjob_name(resource: TaskQueue, task: str) -> str:
 
 
 def common_labels(resource: TaskQueue) -> dict[str, str]:
+    # No app.kubernetes.io/instance: it is Argo CD's default tracking label, and an object
+    # carrying the Application's name would be pruned by Argo CD as its own.
     return {
         "app.kubernetes.io/name": "taskqueue-processor",
-        "app.kubernetes.io/instance": resource.metadata.name,
         "app.kubernetes.io/managed-by": "taskqueue-operator",
         LABEL_TASKQUEUE: resource.metadata.name,
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pydantic
 import pytest
-
 from taskqueue_operator.settings import OperatorSettings, from_environment
 
 
