@@ -10,7 +10,6 @@ from pathlib import Path
 import lupa
 import pytest
 import yaml
-
 from taskqueue_operator.resource.render import render
 from taskqueue_operator.resource.validation import parse
 
