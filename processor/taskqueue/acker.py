@@ -106,23 +106,27 @@ class Acker:
                 self._changed.notify_all()
 
     def _take_ready(self) -> list[tuple[Action, QueueUrl, list[Entry]]]:
-        """Batches that are full, old enough, or all of them when stopping."""
+        """Every full batch, plus partial ones that waited long enough (all when stopping)."""
         now = time.monotonic()
         ready = []
         for key, entries in self._pending.items():
-            if not entries:
-                continue
-            old = now - self._oldest[key] >= self._flush_interval
-            if self._stopping or old or len(entries) >= MAX_BATCH:
-                batch, self._pending[key] = entries[:MAX_BATCH], entries[MAX_BATCH:]
+            while len(entries) >= MAX_BATCH:
+                ready.append((key[0], key[1], entries[:MAX_BATCH]))
+                del entries[:MAX_BATCH]
                 self._oldest[key] = now
-                ready.append((key[0], key[1], batch))
+            if entries and (self._stopping or now - self._oldest[key] >= self._flush_interval):
+                ready.append((key[0], key[1], list(entries)))
+                entries.clear()
         return ready
+
+    def _has_full_batch(self) -> bool:
+        return any(len(entries) >= MAX_BATCH for entries in self._pending.values())
 
     def _run(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait(self._flush_interval / 2)
+                if not (self._stopping or self._has_full_batch()):
+                    self._changed.wait(self._flush_interval / 2)
                 ready = self._take_ready()
                 if self._stopping and not ready and not any(self._pending.values()):
                     return

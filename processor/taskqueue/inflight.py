@@ -98,11 +98,18 @@ class Slots:
         self.total = total
         self._changed = threading.Condition()
 
-    def reserve(self, *, most: int, timeout: float) -> int:
-        """Take between 1 and `most` free slots, waiting up to `timeout`; 0 if none came."""
+    def reserve(self, *, most: int, timeout: float, gather: float = 0.0) -> int:
+        """Take between 1 and `most` free slots, waiting up to `timeout`; 0 if none came.
+
+        Once one slot is free, wait up to `gather` seconds more for `most` of them: workers
+        finishing a batch free their slots one after another, and a fuller receive costs
+        the same single SQS call.
+        """
         with self._changed:
             if not self._changed.wait_for(lambda: self._free > 0, timeout=timeout):
                 return 0
+            if gather > 0 and self._free < most:
+                self._changed.wait_for(lambda: self._free >= most, timeout=gather)
             taken = min(most, self._free)
             self._free -= taken
             return taken

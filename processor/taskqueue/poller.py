@@ -1,12 +1,15 @@
 """One poller per queue: reserve free workers, long-poll SQS for that many, hand them over.
 
 The poller never receives more than the free workers can start right away, long-polls
-instead of sleeping, and backs off with jitter when SQS is down or throttling.
+instead of sleeping, and backs off with jitter when SQS is down or throttling. When its share
+of workers is larger than one batch, it runs one receive loop per batch (as a hand-written
+consumer would), so a receive round trip does not cap the queue's throughput.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: How often a poller waiting for free workers wakes to show it is alive.
 _SLOT_WAIT_SECONDS = 1.0
+#: How long a poller with some free workers waits for more, to receive a fuller batch.
+#: Short next to an SQS round trip, so a lone message is barely delayed.
+_GATHER_SECONDS = 0.005
 
 
 class Poller:
@@ -55,21 +61,38 @@ class Poller:
         self._stopping = stopping
         self._backoff = CallBackoff()
         self.queue_url: QueueUrl | None = QueueUrl(settings.url) if settings.url else None
-        self.last_progress = time.monotonic()
         self.receives = 0
         self._last_receive_ok = True
-        self._thread = threading.Thread(
-            target=self._run, name=f"taskqueue-poller-{queue}", daemon=True
-        )
+        self._resolve_lock = threading.Lock()
+        loops = max(1, math.ceil(max(1, share) / settings.max_batch_size))
+        self._threads = [
+            threading.Thread(target=self._run, name=f"taskqueue-poller-{queue}-{i}", daemon=True)
+            for i in range(loops)
+        ]
+        started = time.monotonic()
+        self._progress = {thread.name: started for thread in self._threads}
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(thread.is_alive() for thread in self._threads)
+
+    @property
+    def last_progress(self) -> float:
+        """When the least recent of its receive loops last made progress."""
+        return min(self._progress.values())
+
+    @last_progress.setter
+    def last_progress(self, value: float) -> None:
+        for name in self._progress:
+            self._progress[name] = value
 
     @property
     def ready(self) -> bool:
@@ -77,11 +100,14 @@ class Poller:
         return self.queue_url is not None and self._last_receive_ok
 
     def _run(self) -> None:
+        name = threading.current_thread().name
         while not self._stopping.is_set():
-            self.last_progress = time.monotonic()
+            self._progress[name] = time.monotonic()
             if self.queue_url is None and not self._resolve():
                 continue
-            reserved = self._slots.reserve(most=self._most, timeout=_SLOT_WAIT_SECONDS)
+            reserved = self._slots.reserve(
+                most=self._most, timeout=_SLOT_WAIT_SECONDS, gather=_GATHER_SECONDS
+            )
             if not reserved:
                 continue
             received = self._receive(reserved)
@@ -94,6 +120,12 @@ class Poller:
                 self._submit(held)
 
     def _resolve(self) -> bool:
+        with self._resolve_lock:
+            if self.queue_url is not None:
+                return True
+            return self._look_up()
+
+    def _look_up(self) -> bool:
         try:
             response = self._client.get_queue_url(QueueName=self._physical_name)
         except Exception as error:

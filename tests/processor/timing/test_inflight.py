@@ -65,3 +65,14 @@ def test_slots_reserve_at_most_what_is_free_and_wait_for_more():
     slots.give_back(2)
     assert slots.reserve(most=1, timeout=0) == 1
     assert slots.free == 1
+
+
+def test_reserve_gathers_a_fuller_batch_for_a_short_while():
+    slots = Slots(4)
+    assert slots.reserve(most=4, timeout=0) == 4
+    slots.give_back(1)
+    threading.Timer(0.02, slots.give_back, args=(3,)).start()
+    assert slots.reserve(most=4, timeout=1, gather=2) == 4
+    slots.give_back(1)
+    # Nobody frees more: the reserve settles for what there is when the gather time is up.
+    assert slots.reserve(most=4, timeout=1, gather=0.01) == 1

@@ -1,0 +1,1 @@
+"""Benchmarks: TaskQueue against a hand-written boto3 loop, Celery and Dramatiq on one SQS server."""

@@ -1,0 +1,1 @@
+"""The same benchmark task written for each system compared."""

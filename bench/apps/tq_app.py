@@ -1,0 +1,21 @@
+"""The benchmark task for TaskQueue."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from bench.apps.work import work
+from taskqueue import Provider
+
+
+class BenchPayload(BaseModel):
+    sleep_ms: float = 0
+    sent: float = 0
+
+
+provider = Provider()
+
+
+@provider.task("bench:job", queue="bench")
+def bench(payload: BenchPayload) -> None:
+    work(payload.sleep_ms, payload.sent)

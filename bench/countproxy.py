@@ -1,0 +1,103 @@
+"""A loopback HTTP proxy that counts SQS API calls by action, whatever the client
+(botocore's JSON protocol, or the query protocol kombu uses)."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import socket
+import threading
+
+_TARGET = re.compile(rb"x-amz-target:\s*AmazonSQS\.(\w+)", re.IGNORECASE)
+_ACTION = re.compile(rb"Action=(\w+)")
+_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+class CountingProxy:
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def total(self, prefix: str = "") -> int:
+        with self._lock:
+            return sum(v for k, v in self.counts.items() if k.startswith(prefix))
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, source: socket.socket, sink: socket.socket) -> None:
+        """Forward client → server, parsing each request's head to count it."""
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, rest = buffer.partition(b"\r\n\r\n")
+                length_match = _LENGTH.search(head)
+                length = int(length_match.group(1)) if length_match else 0
+                while len(rest) < length:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    rest += data
+                body, buffer = rest[:length], rest[length:]
+                match = _TARGET.search(head) or _ACTION.search(head.split(b"\r\n", 1)[0] + body)
+                action = match.group(1).decode() if match else "Other"
+                with self._lock:
+                    self.counts[action] += 1
+                sink.sendall(head + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()

@@ -1,0 +1,80 @@
+"""The SQS server the benchmarks run on: ElasticMQ (from Maven Central, run with java) on a
+loopback port, or moto's server when ElasticMQ cannot be had. Never AWS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskqueue" / "elasticmq"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def elasticmq_classpath() -> str:
+    """Resolve ElasticMQ with plain Maven once; the classpath is cached."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    pom = HERE / "elasticmq" / "pom.xml"
+    cached = CACHE / f"classpath-{hash(pom.read_text()) & 0xFFFFFFFF:x}.txt"
+    if not cached.exists():
+        subprocess.run(
+            ["mvn", "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={cached}"],
+            check=True,
+            timeout=900,
+        )
+    return cached.read_text().strip()
+
+
+def _wait(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/?Action=ListQueues", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"SQS server on port {port} did not start in {timeout} s")
+
+
+@contextlib.contextmanager
+def sqs_server(prefer: str = "elasticmq") -> Iterator[tuple[str, str]]:
+    """Yields (endpoint, server name)."""
+    port = free_port()
+    if prefer == "elasticmq":
+        try:
+            classpath = elasticmq_classpath()
+        except (OSError, subprocess.SubprocessError) as error:
+            print(f"ElasticMQ unavailable ({error}); falling back to moto")
+            prefer = "moto"
+    if prefer == "elasticmq":
+        config = Path(tempfile.mkdtemp()) / "elasticmq.conf"
+        config.write_text(
+            'include classpath("application.conf")\n'
+            f'node-address {{ protocol = http, host = "127.0.0.1", port = {port}, context-path = "" }}\n'
+            f'rest-sqs {{ enabled = true, bind-port = {port}, bind-hostname = "127.0.0.1", sqs-limits = strict }}\n'
+            "rest-stats { enabled = false }\n"
+        )
+        command = ["java", "-Xmx1g", f"-Dconfig.file={config}", "-cp", classpath, "org.elasticmq.server.Main"]
+        name = "ElasticMQ 1.7.1"
+    else:
+        command = ["python", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        name = "moto server"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, 60)
+        yield f"http://127.0.0.1:{port}", name
+    finally:
+        process.terminate()
+        process.wait(20)
