@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -81,17 +82,17 @@ class Sampler:
 def start_consumer(system: str, *, proxy: CountingProxy, queue: Queue, workers: int, latency_file: str | None = None) -> subprocess.Popen[bytes]:
     env = environment(endpoint=proxy.endpoint, queue=queue, latency_file=latency_file)
     command = consumer_command(system, endpoint=proxy.endpoint, queue=queue, workers=workers)
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    """The measurement is over: kill the consumer's whole process group (dramatiq and celery
+    fork workers; graceful shutdowns would only wait out a long poll)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
 
 
 def throughput(system: str, *, endpoint: str, proxy: CountingProxy, count: int, workers: int, sleep_ms: float, timeout: float = 600) -> dict[str, float]:
@@ -142,7 +143,7 @@ def latency(system: str, *, endpoint: str, proxy: CountingProxy, workers: int, r
     sqs = client(endpoint)
     queue = new_queue(sqs, system)
     if system == "dramatiq":  # let dramatiq-sqs create its queue before its consumer starts
-        fill(system, endpoint=endpoint, queue=queue, count=0, sleep_ms=0).wait()
+        fill(system, endpoint=endpoint, queue=queue, count=1, sleep_ms=0).wait()
     queue = queue_url(sqs, queue)
     latency_file = tempfile.mktemp(suffix=".latency")
     consumer = start_consumer(system, proxy=proxy, queue=queue, workers=workers, latency_file=latency_file)
@@ -182,7 +183,10 @@ def idle(*, endpoint: str, proxy: CountingProxy, seconds: float = 42) -> dict[st
     with open(config_path, "w", encoding="utf-8") as config_file:
         config_file.write(text)
     started = time.monotonic()
-    consumer = subprocess.Popen(command, env=environment(endpoint=proxy.endpoint, queue=queue), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    consumer = subprocess.Popen(
+        command, env=environment(endpoint=proxy.endpoint, queue=queue), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
     try:
         while True:
             with contextlib.suppress(OSError):

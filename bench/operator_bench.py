@@ -1,0 +1,107 @@
+"""Operator benchmarks on the test control plane and the benchmark's SQS server: apply→Ready
+for one TaskQueue, 200 TaskQueues at once, and the operator's cost while idle."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+
+from controlplane import ControlPlane  # noqa: E402
+from operator_harness import OperatorProcess  # noqa: E402
+
+from taskqueue_operator.resource.crd import CRD_PATH  # noqa: E402
+
+
+def manifest(name: str, namespace: str, endpoint: str) -> dict[str, Any]:
+    prefix = f"o{uuid.uuid4().hex[:8]}-"
+    return {
+        "apiVersion": "taskqueue.dev/v1alpha1",
+        "kind": "TaskQueue",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "image": "registry.example.test/app:1",
+            "app": "app.tasks:provider",
+            "sqs": {"region": "us-east-1", "endpoint": endpoint, "queuePrefix": prefix},
+            "queues": [{"name": "work", "deadLetter": {"maxReceiveCount": 3}}],
+            "tasks": [{"name": "work:job", "queue": "work"}],
+            "processors": [{"name": "main", "tasks": ["work:job"]}],
+        },
+    }
+
+
+def ready_names(plane: ControlPlane, namespace: str) -> set[str]:
+    items = json.loads(plane.kubectl_run("get", "tq", "-n", namespace, "-o", "json").stdout)["items"]
+    return {
+        item["metadata"]["name"]
+        for item in items
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in item.get("status", {}).get("conditions", []))
+    }
+
+
+def operator_benchmarks(*, endpoint: str, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    runs, bulk = (3, 20) if quick else (20, 200)
+    plane = ControlPlane()
+    plane.start()
+    directory = Path(tempfile.mkdtemp())
+    operator = None
+    try:
+        plane.kubectl_run("apply", "--server-side", "-f", str(CRD_PATH))
+        plane.kubectl_run("wait", "--for=condition=Established", "crd/taskqueues.taskqueue.dev")
+        # No webhook: measure the reconcile, not TLS set-up; long timers, as in production.
+        operator = OperatorProcess(plane, directory, webhook_enabled="false", drift_interval=180, status_interval=30, log_format="text")
+        operator.wait_ready()
+        plane.kubectl_run("create", "namespace", "single")
+        durations = []
+        log(f"operator: apply → Ready, {runs} runs")
+        for index in range(runs):
+            name = f"tq{index}"
+            started = time.monotonic()
+            plane.kubectl_run("apply", "-f", "-", input=json.dumps(manifest(name, "single", endpoint)))
+            while name not in ready_names(plane, "single"):
+                if time.monotonic() - started > 60:
+                    raise RuntimeError(f"{name} not Ready in 60 s")
+                time.sleep(0.05)
+            durations.append(time.monotonic() - started)
+        durations.sort()
+        plane.kubectl_run("create", "namespace", "bulk")
+        log(f"operator: {bulk} TaskQueues at once")
+        stream = "\n---\n".join(json.dumps(manifest(f"bulk{i}", "bulk", endpoint)) for i in range(bulk))
+        started = time.monotonic()
+        plane.kubectl_run("apply", "-f", "-", input=stream)
+        while len(ready_names(plane, "bulk")) < bulk:
+            if time.monotonic() - started > 600:
+                raise RuntimeError("bulk TaskQueues not Ready in 600 s")
+            time.sleep(0.5)
+        bulk_seconds = time.monotonic() - started
+        log("operator: idle cost with all of them")
+        process = psutil.Process(operator.process.pid)
+        time.sleep(5)
+        cpu_before, wall_before = sum(process.cpu_times()[:2]), time.monotonic()
+        time.sleep(30 if not quick else 5)
+        cpu = sum(process.cpu_times()[:2]) - cpu_before
+        idle_cpu = cpu / (time.monotonic() - wall_before) * 100
+        rss = process.memory_info().rss / 2**20
+    finally:
+        if operator is not None:
+            operator.stop()
+        plane.stop()
+    return {
+        "apply_runs": runs,
+        "apply_ready_p50": statistics.median(durations),
+        "apply_ready_p90": durations[int(len(durations) * 0.9) - 1] if len(durations) > 1 else durations[0],
+        "bulk": bulk,
+        "bulk_seconds": bulk_seconds,
+        "idle_rss_mb": rss,
+        "idle_cpu_percent": idle_cpu,
+    }
