@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test check lint envtest crds clean
+.PHONY: dev test check lint envtest crds bench clean
+BENCH_STAMP := $(VENV)/.bench-installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,18 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh | tail -n 1)" $(BIN)/pytest $(PYTEST_ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+# Benchmarks against Celery, Dramatiq and a hand-written loop on ElasticMQ (Maven + java);
+# writes bench/RESULTS.md and bench/throughput.png.
+bench: $(BENCH_STAMP)
+	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh | tail -n 1)" $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+crds: $(STAMP)
+	$(BIN)/taskqueue crd --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

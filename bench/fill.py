@@ -30,17 +30,27 @@ def main(system: str, count: int, sleep_ms: float, rate: float | None) -> None:
         )
         task = provider["bench:job"]
         if rate:
-            _paced(lambda sent: producer.enqueue(task, {"sleep_ms": sleep_ms, "sent": sent}), count, rate)
+            _paced(
+                lambda sent: producer.enqueue(task, {"sleep_ms": sleep_ms, "sent": sent}),
+                count,
+                rate,
+            )
             return
         chunks = [range(i, min(i + 1000, count)) for i in range(0, count, 1000)]
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda c: producer.enqueue_many(task, [{"sleep_ms": sleep_ms}] * len(c)), chunks))
+            list(
+                pool.map(
+                    lambda c: producer.enqueue_many(task, [{"sleep_ms": sleep_ms}] * len(c)), chunks
+                )
+            )
         return
     if system == "celery":
         from bench.apps.celery_app import bench
 
         def send(sent: float = 0) -> None:
-            bench.apply_async(kwargs={"sleep_ms": sleep_ms, "sent": sent}, queue=os.environ["BENCH_QUEUE"])
+            bench.apply_async(
+                kwargs={"sleep_ms": sleep_ms, "sent": sent}, queue=os.environ["BENCH_QUEUE"]
+            )
     elif system == "dramatiq":
         from bench.apps.dramatiq_app import bench
 
@@ -56,4 +66,9 @@ def main(system: str, count: int, sleep_ms: float, rate: float | None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4 else None)
+    main(
+        sys.argv[1],
+        int(sys.argv[2]),
+        float(sys.argv[3]),
+        float(sys.argv[4]) if len(sys.argv) > 4 else None,
+    )

@@ -22,7 +22,11 @@ from bench.systems import PYTHON, ROOT, Queue, consumer_command, environment
 
 def client(endpoint: str) -> Any:
     return boto3.client(
-        "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
     )
 
 
@@ -39,16 +43,32 @@ def queue_url(sqs: Any, queue: Queue) -> Queue:
 
 def remaining(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
-def fill(system: str, *, endpoint: str, queue: Queue, count: int, sleep_ms: float, rate: float | None = None, latency_file: str | None = None) -> subprocess.Popen[bytes]:
+def fill(
+    system: str,
+    *,
+    endpoint: str,
+    queue: Queue,
+    count: int,
+    sleep_ms: float,
+    rate: float | None = None,
+    latency_file: str | None = None,
+) -> subprocess.Popen[bytes]:
     command = [PYTHON, "-m", "bench.fill", system, str(count), str(sleep_ms)]
     if rate:
         command.append(str(rate))
-    return subprocess.Popen(command, env=environment(endpoint=endpoint, queue=queue, latency_file=latency_file), cwd=ROOT)
+    return subprocess.Popen(
+        command,
+        env=environment(endpoint=endpoint, queue=queue, latency_file=latency_file),
+        cwd=ROOT,
+    )
 
 
 class Sampler:
@@ -79,11 +99,23 @@ class Sampler:
         self.peak_rss = max(self.peak_rss, rss)
 
 
-def start_consumer(system: str, *, proxy: CountingProxy, queue: Queue, workers: int, latency_file: str | None = None) -> subprocess.Popen[bytes]:
+def start_consumer(
+    system: str,
+    *,
+    proxy: CountingProxy,
+    queue: Queue,
+    workers: int,
+    latency_file: str | None = None,
+) -> subprocess.Popen[bytes]:
     env = environment(endpoint=proxy.endpoint, queue=queue, latency_file=latency_file)
     command = consumer_command(system, endpoint=proxy.endpoint, queue=queue, workers=workers)
     return subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -95,7 +127,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(10)
 
 
-def throughput(system: str, *, endpoint: str, proxy: CountingProxy, count: int, workers: int, sleep_ms: float, timeout: float = 600) -> dict[str, float]:
+def throughput(
+    system: str,
+    *,
+    endpoint: str,
+    proxy: CountingProxy,
+    count: int,
+    workers: int,
+    sleep_ms: float,
+    timeout: float = 600,
+) -> dict[str, float]:
     """Drain `count` queued messages; messages/s, CPU s and SQS calls per 1,000, peak RSS."""
     sqs = client(endpoint)
     queue = new_queue(sqs, system)
@@ -114,7 +155,12 @@ def throughput(system: str, *, endpoint: str, proxy: CountingProxy, count: int, 
             now = time.monotonic()
             sampler.sample()
             if start_time is None and left < count:
-                start_time, start_left, start_cpu, start_calls = now, left, sampler.cpu(), proxy.total()
+                start_time, start_left, start_cpu, start_calls = (
+                    now,
+                    left,
+                    sampler.cpu(),
+                    proxy.total(),
+                )
             if left == 0:
                 break
             if consumer.poll() is not None:
@@ -138,7 +184,9 @@ def throughput(system: str, *, endpoint: str, proxy: CountingProxy, count: int, 
     }
 
 
-def latency(system: str, *, endpoint: str, proxy: CountingProxy, workers: int, rate: float, count: int) -> dict[str, float]:
+def latency(
+    system: str, *, endpoint: str, proxy: CountingProxy, workers: int, rate: float, count: int
+) -> dict[str, float]:
     """Enqueue→start latency at a steady low rate, the consumer already idle and polling."""
     sqs = client(endpoint)
     queue = new_queue(sqs, system)
@@ -146,10 +194,23 @@ def latency(system: str, *, endpoint: str, proxy: CountingProxy, workers: int, r
         fill(system, endpoint=endpoint, queue=queue, count=1, sleep_ms=0).wait()
     queue = queue_url(sqs, queue)
     latency_file = tempfile.mktemp(suffix=".latency")
-    consumer = start_consumer(system, proxy=proxy, queue=queue, workers=workers, latency_file=latency_file)
+    consumer = start_consumer(
+        system, proxy=proxy, queue=queue, workers=workers, latency_file=latency_file
+    )
     try:
         time.sleep(4)  # started and idle: long-polling
-        if fill(system, endpoint=endpoint, queue=queue, count=count, sleep_ms=0, rate=rate, latency_file=latency_file).wait() != 0:
+        if (
+            fill(
+                system,
+                endpoint=endpoint,
+                queue=queue,
+                count=count,
+                sleep_ms=0,
+                rate=rate,
+                latency_file=latency_file,
+            ).wait()
+            != 0
+        ):
             raise RuntimeError(f"{system}: paced enqueue failed")
         deadline = time.monotonic() + 60
         while remaining(sqs, queue.url) and time.monotonic() < deadline:
@@ -184,13 +245,20 @@ def idle(*, endpoint: str, proxy: CountingProxy, seconds: float = 42) -> dict[st
         config_file.write(text)
     started = time.monotonic()
     consumer = subprocess.Popen(
-        command, env=environment(endpoint=proxy.endpoint, queue=queue), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        command,
+        env=environment(endpoint=proxy.endpoint, queue=queue),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         while True:
             with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
+                if (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status
+                    == 200
+                ):
                     break
             if time.monotonic() - started > 30:
                 raise RuntimeError("taskqueue did not become ready")
@@ -204,7 +272,11 @@ def idle(*, endpoint: str, proxy: CountingProxy, seconds: float = 42) -> dict[st
     finally:
         stop(consumer)
         sqs.delete_queue(QueueUrl=queue.url)
-    return {"ready_seconds": ready_after, "idle_rss_mb": rss, "receives_per_20s": receives / seconds * 20}
+    return {
+        "ready_seconds": ready_after,
+        "idle_rss_mb": rss,
+        "receives_per_20s": receives / seconds * 20,
+    }
 
 
 def enqueue_rates(*, endpoint: str, count: int = 2000) -> dict[str, float]:
@@ -214,7 +286,9 @@ def enqueue_rates(*, endpoint: str, count: int = 2000) -> dict[str, float]:
 
     sqs = client(endpoint)
     queue = new_queue(sqs, "taskqueue")
-    producer = Producer.from_settings(SqsSettings(endpoint=endpoint, queuePrefix=queue.name[: -len("bench")]))
+    producer = Producer.from_settings(
+        SqsSettings(endpoint=endpoint, queuePrefix=queue.name[: -len("bench")])
+    )
     task = provider["bench:job"]
     producer.enqueue(task, {})  # warm the connection and the URL cache
     started = time.perf_counter()

@@ -41,15 +41,22 @@ def manifest(name: str, namespace: str, endpoint: str) -> dict[str, Any]:
 
 
 def ready_names(plane: ControlPlane, namespace: str) -> set[str]:
-    items = json.loads(plane.kubectl_run("get", "tq", "-n", namespace, "-o", "json").stdout)["items"]
+    items = json.loads(plane.kubectl_run("get", "tq", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
     return {
         item["metadata"]["name"]
         for item in items
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in item.get("status", {}).get("conditions", []))
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in item.get("status", {}).get("conditions", [])
+        )
     }
 
 
-def operator_benchmarks(*, endpoint: str, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def operator_benchmarks(
+    *, endpoint: str, quick: bool, log: Callable[[str], None]
+) -> dict[str, Any]:
     runs, bulk = (3, 20) if quick else (20, 200)
     plane = ControlPlane()
     plane.start()
@@ -59,7 +66,14 @@ def operator_benchmarks(*, endpoint: str, quick: bool, log: Callable[[str], None
         plane.kubectl_run("apply", "--server-side", "-f", str(CRD_PATH))
         plane.kubectl_run("wait", "--for=condition=Established", "crd/taskqueues.taskqueue.dev")
         # No webhook: measure the reconcile, not TLS set-up; long timers, as in production.
-        operator = OperatorProcess(plane, directory, webhook_enabled="false", drift_interval=180, status_interval=30, log_format="text")
+        operator = OperatorProcess(
+            plane,
+            directory,
+            webhook_enabled="false",
+            drift_interval=180,
+            status_interval=30,
+            log_format="text",
+        )
         operator.wait_ready()
         plane.kubectl_run("create", "namespace", "single")
         durations = []
@@ -67,7 +81,9 @@ def operator_benchmarks(*, endpoint: str, quick: bool, log: Callable[[str], None
         for index in range(runs):
             name = f"tq{index}"
             started = time.monotonic()
-            plane.kubectl_run("apply", "-f", "-", input=json.dumps(manifest(name, "single", endpoint)))
+            plane.kubectl_run(
+                "apply", "-f", "-", input=json.dumps(manifest(name, "single", endpoint))
+            )
             while name not in ready_names(plane, "single"):
                 if time.monotonic() - started > 60:
                     raise RuntimeError(f"{name} not Ready in 60 s")
@@ -76,7 +92,9 @@ def operator_benchmarks(*, endpoint: str, quick: bool, log: Callable[[str], None
         durations.sort()
         plane.kubectl_run("create", "namespace", "bulk")
         log(f"operator: {bulk} TaskQueues at once")
-        stream = "\n---\n".join(json.dumps(manifest(f"bulk{i}", "bulk", endpoint)) for i in range(bulk))
+        stream = "\n---\n".join(
+            json.dumps(manifest(f"bulk{i}", "bulk", endpoint)) for i in range(bulk)
+        )
         started = time.monotonic()
         plane.kubectl_run("apply", "-f", "-", input=stream)
         while len(ready_names(plane, "bulk")) < bulk:
@@ -99,7 +117,9 @@ def operator_benchmarks(*, endpoint: str, quick: bool, log: Callable[[str], None
     return {
         "apply_runs": runs,
         "apply_ready_p50": statistics.median(durations),
-        "apply_ready_p90": durations[int(len(durations) * 0.9) - 1] if len(durations) > 1 else durations[0],
+        "apply_ready_p90": durations[int(len(durations) * 0.9) - 1]
+        if len(durations) > 1
+        else durations[0],
         "bulk": bulk,
         "bulk_seconds": bulk_seconds,
         "idle_rss_mb": rss,

@@ -30,28 +30,75 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def processor_benchmarks(options: argparse.Namespace, endpoint: str, proxy: CountingProxy) -> dict[str, Any]:
+def processor_benchmarks(
+    options: argparse.Namespace, endpoint: str, proxy: CountingProxy
+) -> dict[str, Any]:
     results: dict[str, Any] = {"throughput": {}, "sleep": {}, "sweep": {}, "latency": {}}
     log("warm-up (the SQS server's JIT)")
-    measure.throughput("handwritten", endpoint=endpoint, proxy=proxy, count=options.warmup, workers=options.workers, sleep_ms=0)
+    measure.throughput(
+        "handwritten",
+        endpoint=endpoint,
+        proxy=proxy,
+        count=options.warmup,
+        workers=options.workers,
+        sleep_ms=0,
+    )
     for kind, sleep_ms, key in (("no-op", 0, "throughput"), ("5 ms", 5, "sleep")):
         runs: dict[str, list[dict[str, float]]] = {system: [] for system in SYSTEMS}
         for run in range(options.runs):
             for system in SYSTEMS:  # interleaved, so drift of the server hits every system alike
-                count = options.messages if system in ("taskqueue", "handwritten") else options.reference_messages
+                count = (
+                    options.messages
+                    if system in ("taskqueue", "handwritten")
+                    else options.reference_messages
+                )
                 if sleep_ms:
                     count = min(count, options.sleep_messages)
                 log(f"{kind} task, run {run + 1}/{options.runs}: {system}, {count} messages")
-                runs[system].append(measure.throughput(system, endpoint=endpoint, proxy=proxy, count=count, workers=options.workers, sleep_ms=sleep_ms))
-        results[key] = {system: {**median_runs(r), "messages": r and (options.messages if system in ("taskqueue", "handwritten") else options.reference_messages)} for system, r in runs.items()}
+                runs[system].append(
+                    measure.throughput(
+                        system,
+                        endpoint=endpoint,
+                        proxy=proxy,
+                        count=count,
+                        workers=options.workers,
+                        sleep_ms=sleep_ms,
+                    )
+                )
+        results[key] = {
+            system: {
+                **median_runs(r),
+                "messages": r
+                and (
+                    options.messages
+                    if system in ("taskqueue", "handwritten")
+                    else options.reference_messages
+                ),
+            }
+            for system, r in runs.items()
+        }
     for workers in options.sweep:
         for system in SYSTEMS:
             log(f"sweep: {system} with {workers} workers")
-            result = measure.throughput(system, endpoint=endpoint, proxy=proxy, count=options.sweep_messages, workers=workers, sleep_ms=0)
+            result = measure.throughput(
+                system,
+                endpoint=endpoint,
+                proxy=proxy,
+                count=options.sweep_messages,
+                workers=workers,
+                sleep_ms=0,
+            )
             results["sweep"].setdefault(system, {})[workers] = result["messages_per_second"]
     for system in SYSTEMS:
         log(f"latency at {options.rate:g} msg/s: {system}")
-        results["latency"][system] = measure.latency(system, endpoint=endpoint, proxy=proxy, workers=options.workers, rate=options.rate, count=int(options.rate * 10))
+        results["latency"][system] = measure.latency(
+            system,
+            endpoint=endpoint,
+            proxy=proxy,
+            workers=options.workers,
+            rate=options.rate,
+            count=int(options.rate * 10),
+        )
     log("TaskQueue idle: start-up, memory, receives while empty")
     results["idle"] = measure.idle(endpoint=endpoint, proxy=proxy)
     log("enqueue vs enqueue_many")
@@ -85,7 +132,9 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def write_results(results: dict[str, Any], options: argparse.Namespace, server: str, started: float) -> str:
+def write_results(
+    results: dict[str, Any], options: argparse.Namespace, server: str, started: float
+) -> str:
     tq, limit = results["throughput"]["taskqueue"], results["throughput"]["handwritten"]
     celery = results["throughput"]["celery"]
     lines = [
@@ -123,19 +172,38 @@ def write_results(results: dict[str, Any], options: argparse.Namespace, server: 
             f"| {LABELS[system]} | {r['messages_per_second']:.0f} | {r['messages_per_second'] / sleep_limit:.2f} | "
             f"{r['cpu_per_1000']:.2f} | {r['calls_per_1000']:.0f} | {r['peak_rss_mb']:.0f} |"
         )
-    lines += ["", "## Throughput vs workers (no-op task)", "", "![throughput vs workers](throughput.png)", "",
-              "| system | " + " | ".join(f"{w} workers" for w in options.sweep) + " |",
-              "|---|" + "---:|" * len(options.sweep)]
+    lines += [
+        "",
+        "## Throughput vs workers (no-op task)",
+        "",
+        "![throughput vs workers](throughput.png)",
+        "",
+        "| system | " + " | ".join(f"{w} workers" for w in options.sweep) + " |",
+        "|---|" + "---:|" * len(options.sweep),
+    ]
     for system in SYSTEMS:
-        lines.append(f"| {LABELS[system]} | " + " | ".join(f"{results['sweep'][system][w]:.0f}" for w in options.sweep) + " |")
-    lines += ["", f"## Enqueue → start latency at {options.rate:g} msg/s (consumers idle and long-polling)", "",
-              "| system | p50 ms | p99 ms | samples |", "|---|---:|---:|---:|"]
+        lines.append(
+            f"| {LABELS[system]} | "
+            + " | ".join(f"{results['sweep'][system][w]:.0f}" for w in options.sweep)
+            + " |"
+        )
+    lines += [
+        "",
+        f"## Enqueue → start latency at {options.rate:g} msg/s (consumers idle and long-polling)",
+        "",
+        "| system | p50 ms | p99 ms | samples |",
+        "|---|---:|---:|---:|",
+    ]
     for system in SYSTEMS:
         r = results["latency"][system]
-        lines.append(f"| {LABELS[system]} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['samples']} |")
+        lines.append(
+            f"| {LABELS[system]} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['samples']} |"
+        )
     idle, enqueue = results["idle"], results["enqueue"]
     lines += [
-        "", "## TaskQueue alone", "",
+        "",
+        "## TaskQueue alone",
+        "",
         f"- start-up to ready (`/readyz` 200): {idle['ready_seconds']:.2f} s; RSS while idle: {idle['idle_rss_mb']:.0f} MB",
         f"- receives per queue per 20 s while the queue is empty: {idle['receives_per_20s']:.2f} (long polling)",
         f"- `Producer.enqueue` one by one: {enqueue['single_per_second']:.0f} msg/s; `enqueue_many` (SendMessageBatch): {enqueue['batch_per_second']:.0f} msg/s "
@@ -143,22 +211,34 @@ def write_results(results: dict[str, Any], options: argparse.Namespace, server: 
     ]
     operator = results.get("operator")
     if operator:
-        lines += ["", "## Operator (test control plane + the same SQS server)", "",
-                  f"- apply → Ready for one TaskQueue: p50 {operator['apply_ready_p50']:.2f} s, p90 {operator['apply_ready_p90']:.2f} s over {operator['apply_runs']} runs",
-                  f"- {operator['bulk']} TaskQueues created at once, all Ready after {operator['bulk_seconds']:.1f} s",
-                  f"- operator while idle with {operator['bulk']} TaskQueues: RSS {operator['idle_rss_mb']:.0f} MB, CPU {operator['idle_cpu_percent']:.1f} % of one core (timers included)"]
+        lines += [
+            "",
+            "## Operator (test control plane + the same SQS server)",
+            "",
+            f"- apply → Ready for one TaskQueue: p50 {operator['apply_ready_p50']:.2f} s, p90 {operator['apply_ready_p90']:.2f} s over {operator['apply_runs']} runs",
+            f"- {operator['bulk']} TaskQueues created at once, all Ready after {operator['bulk_seconds']:.1f} s",
+            f"- operator while idle with {operator['bulk']} TaskQueues: RSS {operator['idle_rss_mb']:.0f} MB, CPU {operator['idle_cpu_percent']:.1f} % of one core (timers included)",
+        ]
     ratio = tq["messages_per_second"] / limit["messages_per_second"]
-    lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|",
-              f"| throughput ≥ 0.9× the hand-written limit (no-op) | {ratio:.2f}× | {verdict(ratio >= 0.9)} |",
-              f"| throughput ≥ 3× Celery (no-op) | {tq['messages_per_second'] / celery['messages_per_second']:.1f}× | {verdict(tq['messages_per_second'] >= 3 * celery['messages_per_second'])} |",
-              f"| ≤ 0.22 SQS calls per message under load | {tq['calls_per_1000'] / 1000:.3f} | {verdict(tq['calls_per_1000'] <= 220)} |",
-              f"| ≤ 1 receive per queue per 20 s when idle | {idle['receives_per_20s']:.2f} | {verdict(idle['receives_per_20s'] <= 1.05)} |",
-              f"| p50 enqueue→start < 100 ms at low rate | {results['latency']['taskqueue']['p50_ms']:.1f} ms | {verdict(results['latency']['taskqueue']['p50_ms'] < 100)} |",
-              f"| RSS while idle < 80 MB | {idle['idle_rss_mb']:.0f} MB | {verdict(idle['idle_rss_mb'] < 80)} |",
-              f"| start-up to ready < 2 s | {idle['ready_seconds']:.2f} s | {verdict(idle['ready_seconds'] < 2)} |"]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        f"| throughput ≥ 0.9× the hand-written limit (no-op) | {ratio:.2f}× | {verdict(ratio >= 0.9)} |",
+        f"| throughput ≥ 3× Celery (no-op) | {tq['messages_per_second'] / celery['messages_per_second']:.1f}× | {verdict(tq['messages_per_second'] >= 3 * celery['messages_per_second'])} |",
+        f"| ≤ 0.22 SQS calls per message under load | {tq['calls_per_1000'] / 1000:.3f} | {verdict(tq['calls_per_1000'] <= 220)} |",
+        f"| ≤ 1 receive per queue per 20 s when idle | {idle['receives_per_20s']:.2f} | {verdict(idle['receives_per_20s'] <= 1.05)} |",
+        f"| p50 enqueue→start < 100 ms at low rate | {results['latency']['taskqueue']['p50_ms']:.1f} ms | {verdict(results['latency']['taskqueue']['p50_ms'] < 100)} |",
+        f"| RSS while idle < 80 MB | {idle['idle_rss_mb']:.0f} MB | {verdict(idle['idle_rss_mb'] < 80)} |",
+        f"| start-up to ready < 2 s | {idle['ready_seconds']:.2f} s | {verdict(idle['ready_seconds'] < 2)} |",
+    ]
     if operator:
-        lines += [f"| operator apply→Ready p50 < 2 s | {operator['apply_ready_p50']:.2f} s | {verdict(operator['apply_ready_p50'] < 2)} |",
-                  f"| {operator['bulk']} TaskQueues reconciled < 60 s | {operator['bulk_seconds']:.1f} s | {verdict(operator['bulk_seconds'] < 60)} |"]
+        lines += [
+            f"| operator apply→Ready p50 < 2 s | {operator['apply_ready_p50']:.2f} s | {verdict(operator['apply_ready_p50'] < 2)} |",
+            f"| {operator['bulk']} TaskQueues reconciled < 60 s | {operator['bulk_seconds']:.1f} s | {verdict(operator['bulk_seconds'] < 60)} |",
+        ]
     notes = HERE / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
@@ -167,8 +247,15 @@ def write_results(results: dict[str, Any], options: argparse.Namespace, server: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--messages", type=int, default=20_000, help="messages per run for TaskQueue and the limit")
-    parser.add_argument("--reference-messages", type=int, default=4_000, help="messages per run for Celery and Dramatiq (slower; rates compare)")
+    parser.add_argument(
+        "--messages", type=int, default=20_000, help="messages per run for TaskQueue and the limit"
+    )
+    parser.add_argument(
+        "--reference-messages",
+        type=int,
+        default=4_000,
+        help="messages per run for Celery and Dramatiq (slower; rates compare)",
+    )
     parser.add_argument("--sleep-messages", type=int, default=4_000)
     parser.add_argument("--sweep-messages", type=int, default=1_500)
     parser.add_argument("--sweep", type=int, nargs="+", default=[1, 4, 16])
@@ -181,7 +268,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=HERE)
     options = parser.parse_args()
     # The local SQS server takes any credentials; never use real ones here.
-    os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1"
+    )
     options.command = "make bench" if not options.quick else "python -m bench.run --quick"
     if options.quick:
         options.messages = options.reference_messages = options.sleep_messages = 600
@@ -194,7 +283,9 @@ def main() -> None:
         if not options.no_operator:
             from bench.operator_bench import operator_benchmarks
 
-            results["operator"] = operator_benchmarks(endpoint=endpoint, quick=options.quick, log=log)
+            results["operator"] = operator_benchmarks(
+                endpoint=endpoint, quick=options.quick, log=log
+            )
     options.output.mkdir(parents=True, exist_ok=True)
     (options.output / "results.json").write_text(json.dumps(results, indent=2, default=str))
     plot(results["sweep"], options.output / "throughput.png")

@@ -30,7 +30,15 @@ def elasticmq_classpath() -> str:
     cached = CACHE / f"classpath-{hash(pom.read_text()) & 0xFFFFFFFF:x}.txt"
     if not cached.exists():
         subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={cached}"],
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:build-classpath",
+                f"-Dmdep.outputFile={cached}",
+            ],
             check=True,
             timeout=900,
         )
@@ -66,7 +74,14 @@ def sqs_server(prefer: str = "elasticmq") -> Iterator[tuple[str, str]]:
             f'rest-sqs {{ enabled = true, bind-port = {port}, bind-hostname = "127.0.0.1", sqs-limits = strict }}\n'
             "rest-stats { enabled = false }\n"
         )
-        command = ["java", "-Xmx1g", f"-Dconfig.file={config}", "-cp", classpath, "org.elasticmq.server.Main"]
+        command = [
+            "java",
+            "-Xmx1g",
+            f"-Dconfig.file={config}",
+            "-cp",
+            classpath,
+            "org.elasticmq.server.Main",
+        ]
         name = "ElasticMQ 1.7.1"
     else:
         command = ["python", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]

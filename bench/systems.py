@@ -53,7 +53,11 @@ def consumer_command(system: str, *, endpoint: str, queue: Queue, workers: int) 
             "processor": "bench",
             "workers": workers,
             "logLevel": "WARNING",
-            "sqs": {"endpoint": endpoint, "region": "us-east-1", "queuePrefix": queue.name[: -len("bench")]},
+            "sqs": {
+                "endpoint": endpoint,
+                "region": "us-east-1",
+                "queuePrefix": queue.name[: -len("bench")],
+            },
             "http": {"host": "127.0.0.1", "port": 0},
             "queues": {"bench": {"pollInterval": 20, "messageVisibilityTimeout": 60}},
         }
@@ -65,10 +69,33 @@ def consumer_command(system: str, *, endpoint: str, queue: Queue, workers: int) 
         return [PYTHON, "-m", "bench.apps.handwritten", endpoint, url, str(workers)]
     if system == "celery":
         return [
-            PYTHON, "-m", "celery", "-A", "bench.apps.celery_app", "worker", "--pool", "threads",
-            "-c", str(workers), "-Q", queue.name, "-l", "warning",
-            "--without-heartbeat", "--without-gossip", "--without-mingle",
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "bench.apps.celery_app",
+            "worker",
+            "--pool",
+            "threads",
+            "-c",
+            str(workers),
+            "-Q",
+            queue.name,
+            "-l",
+            "warning",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
         ]
     if system == "dramatiq":
-        return [PYTHON, "-m", "dramatiq", "bench.apps.dramatiq_app", "--processes", "1", "--threads", str(workers)]
+        return [
+            PYTHON,
+            "-m",
+            "dramatiq",
+            "bench.apps.dramatiq_app",
+            "--processes",
+            "1",
+            "--threads",
+            str(workers),
+        ]
     raise ValueError(system)

@@ -15,7 +15,13 @@ app.conf.update(
     broker_transport_options={
         "region": "us-east-1",
         "is_secure": False,
-        "predefined_queues": {QUEUE: {"url": os.environ.get("BENCH_QUEUE_URL", ""), "access_key_id": "x", "secret_access_key": "x"}},
+        "predefined_queues": {
+            QUEUE: {
+                "url": os.environ.get("BENCH_QUEUE_URL", ""),
+                "access_key_id": "x",
+                "secret_access_key": "x",
+            }
+        },
     },
     task_default_queue=QUEUE,
     worker_hijack_root_logger=False,

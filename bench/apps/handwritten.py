@@ -41,7 +41,10 @@ def main(endpoint: str, queue_url: str, workers: int) -> None:
             list(pool.map(handle, messages))
             client.delete_message_batch(
                 QueueUrl=queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
             )
 
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(math.ceil(workers / 10))]
