@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test check lint envtest crds bench clean
+.PHONY: dev test check lint envtest crds bench soak clean
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(STAMP): pyproject.toml
@@ -39,6 +39,10 @@ $(BENCH_STAMP): $(STAMP)
 # writes bench/RESULTS.md and bench/throughput.png.
 bench: $(BENCH_STAMP)
 	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh | tail -n 1)" $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The reliability scenarios at full size (100,000 messages, 20 kills); writes bench/SOAK.md.
+soak: $(BENCH_STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 crds: $(STAMP)
 	$(BIN)/taskqueue crd --write

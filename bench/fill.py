@@ -21,8 +21,9 @@ def _paced(send, count: int, rate: float) -> None:
 
 def main(system: str, count: int, sleep_ms: float, rate: float | None) -> None:
     if system in ("taskqueue", "handwritten"):
-        from bench.apps.tq_app import provider
         from taskqueue import Producer, SqsSettings
+
+        from bench.apps.tq_app import provider
 
         name = os.environ["BENCH_QUEUE"]
         producer = Producer.from_settings(

@@ -17,10 +17,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from controlplane import ControlPlane  # noqa: E402
-from operator_harness import OperatorProcess  # noqa: E402
-
-from taskqueue_operator.resource.crd import CRD_PATH  # noqa: E402
+from controlplane import ControlPlane
+from operator_harness import OperatorProcess
+from taskqueue_operator.resource.crd import CRD_PATH
 
 
 def manifest(name: str, namespace: str, endpoint: str) -> dict[str, Any]:

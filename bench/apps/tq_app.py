@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pydantic import BaseModel
+from taskqueue import Provider
 
 from bench.apps.work import work
-from taskqueue import Provider
 
 
 class BenchPayload(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from taskqueue_operator import failpoints
 from taskqueue_operator.certs import self_signed
 from taskqueue_operator.reconcile import Reconciler
 from taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
@@ -156,6 +157,7 @@ def register(
     def _reconcile(body: kopf.Body, index: kopf.Index[str, Any]) -> None:
         document = _document(body)
         outcome = reconciler.reconcile(document, peers=peers(index), emit=emitter(body))
+        reconciler.failpoints.hit(failpoints.BEFORE_STATUS)
         workloads.patch_status(
             namespace=body.metadata.namespace or "default",
             name=body.metadata.name or "",

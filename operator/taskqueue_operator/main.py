@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import kopf
 import kubernetes
 
+from taskqueue_operator.failpoints import Failpoints
 from taskqueue_operator.handlers import register
 from taskqueue_operator.reconcile import Reconciler, SqsClients
 from taskqueue_operator.settings import OperatorSettings, from_environment
@@ -51,6 +52,7 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         workloads=workloads,
         clients=SqsClients(call_timeout=settings.sqs_call_timeout),
         defaults=settings.sqs_defaults,
+        failpoints=Failpoints(settings.failpoint),
     )
     registry = kopf.OperatorRegistry()
     register(registry, operator=settings, reconciler=reconciler, workloads=workloads)

@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 import botocore.config
 
-from taskqueue_operator import conditions
+from taskqueue_operator import conditions, failpoints
+from taskqueue_operator.failpoints import Failpoints
 from taskqueue_operator.queues import QueueError, QueueManager, QueueState
 from taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from taskqueue_operator.resource.models import TaskQueue
@@ -75,10 +76,18 @@ class SqsClients:
 
 
 class Reconciler:
-    def __init__(self, *, workloads: Workloads, clients: SqsClients, defaults: SqsDefaults) -> None:
+    def __init__(
+        self,
+        *,
+        workloads: Workloads,
+        clients: SqsClients,
+        defaults: SqsDefaults,
+        failpoints: Failpoints | None = None,
+    ) -> None:
         self._workloads = workloads
         self._clients = clients
         self._defaults = defaults
+        self.failpoints = failpoints or Failpoints()
 
     def resolve(self, body: Mapping[str, Any]) -> TaskQueue:
         """Parse a TaskQueue body and fill in the operator's defaults."""
@@ -160,9 +169,12 @@ class Reconciler:
                     ),
                 },
             )
+        self.failpoints.hit(failpoints.AFTER_QUEUES)
         objects = render(resource)
         changes = [change for state in states for change in state.changes]
-        changes += self._workloads.apply(resource, objects)
+        changes += self._workloads.apply(
+            resource, objects, after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP)
+        )
         changes += self._workloads.prune(resource, objects)
         if changes:
             emit("Normal", "Reconciled", "; ".join(changes))

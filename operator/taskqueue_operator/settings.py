@@ -63,6 +63,9 @@ class OperatorSettings(pydantic.BaseModel):
 
     log_format: str = "json"
 
+    failpoint: str | None = None
+    """Crash at this named point of a reconcile (reliability tests only)."""
+
     @property
     def sqs_defaults(self) -> SqsDefaults:
         return SqsDefaults(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kubernetes
@@ -52,11 +52,19 @@ class Workloads:
                 found[(kind, item.metadata.name)] = item.metadata.resourceVersion
         return found
 
-    def apply(self, resource: TaskQueue, objects: Iterable[dict[str, Any]]) -> list[str]:
+    def apply(
+        self,
+        resource: TaskQueue,
+        objects: Iterable[dict[str, Any]],
+        *,
+        after_first: Callable[[], None] | None = None,
+    ) -> list[str]:
         """Server-side apply each object; returns what was created or changed."""
         before = self.existing(resource)
         changed = []
-        for obj in objects:
+        for index, obj in enumerate(objects):
+            if index == 1 and after_first is not None:
+                after_first()
             kind, name = obj["kind"], obj["metadata"]["name"]
             applied = self._resource(obj["apiVersion"], kind).server_side_apply(
                 body=obj,
