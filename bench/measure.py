@@ -136,8 +136,11 @@ def throughput(
     workers: int,
     sleep_ms: float,
     timeout: float = 600,
+    max_seconds: float | None = None,
 ) -> dict[str, float]:
-    """Drain `count` queued messages; messages/s, CPU s and SQS calls per 1,000, peak RSS."""
+    """Drain `count` queued messages; messages/s, CPU s and SQS calls per 1,000, peak RSS.
+
+    With `max_seconds`, a slow system is measured on what it drained in that time."""
     sqs = client(endpoint)
     queue = new_queue(sqs, system)
     if system != "dramatiq":
@@ -161,7 +164,9 @@ def throughput(
                     sampler.cpu(),
                     proxy.total(),
                 )
-            if left == 0:
+            if left == 0 or (
+                max_seconds and start_time is not None and now - start_time >= max_seconds
+            ):
                 break
             if consumer.poll() is not None:
                 raise RuntimeError(f"{system}: consumer exited with {consumer.returncode}")
@@ -169,7 +174,7 @@ def throughput(
         else:
             raise RuntimeError(f"{system}: {left} messages left after {timeout} s")
         elapsed = now - start_time
-        drained = start_left
+        drained = start_left - left
         cpu = sampler.cpu() - start_cpu
         calls = proxy.total() - start_calls
     finally:
