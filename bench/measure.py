@@ -152,7 +152,8 @@ def throughput(
     sampler = Sampler(consumer.pid)
     try:
         start_time = start_left = start_cpu = start_calls = None
-        deadline = time.monotonic() + timeout
+        first_sample = time.monotonic()
+        deadline = first_sample + timeout
         while time.monotonic() < deadline:
             left = remaining(sqs, queue.url)
             now = time.monotonic()

@@ -258,7 +258,7 @@ def main() -> None:
     )
     parser.add_argument("--sleep-messages", type=int, default=4_000)
     parser.add_argument("--sweep-messages", type=int, default=1_500)
-    parser.add_argument("--sweep", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--sweep", type=int, nargs="+", default=[2, 4, 16])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--rate", type=float, default=50)
@@ -274,7 +274,7 @@ def main() -> None:
     options.command = "make bench" if not options.quick else "python -m bench.run --quick"
     if options.quick:
         options.messages = options.reference_messages = options.sleep_messages = 600
-        options.sweep_messages, options.sweep, options.runs, options.warmup = 300, [1, 4], 1, 300
+        options.sweep_messages, options.sweep, options.runs, options.warmup = 300, [2, 4], 1, 300
     started = time.monotonic()
     with sqs_server() as (endpoint, server):
         log(f"SQS server: {server} at {endpoint}")
