@@ -259,7 +259,7 @@ def main() -> None:
     parser.add_argument("--sleep-messages", type=int, default=4_000)
     parser.add_argument("--sweep-messages", type=int, default=1_500)
     parser.add_argument("--sweep", type=int, nargs="+", default=[2, 4, 16])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=2, help="runs per measurement (median)")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--warmup", type=int, default=5_000)
