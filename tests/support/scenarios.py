@@ -123,14 +123,11 @@ class Bench:
         figures.processed = len(set(done) & set(ids))
         figures.lost = len(set(ids) - set(done))
         figures.duplicates = sum(count - 1 for item, count in done.items() if count > 1)
+        touched_by_killed = {
+            name for kind, name, pid, _ in events if pid in killed and kind in ("start", "done")
+        }
         unexplained = [
-            item
-            for item, count in done.items()
-            if count > 1
-            and not any(
-                kind in ("start", "done") and name == item and pid in killed
-                for kind, name, pid, _ in events
-            )
+            item for item, count in done.items() if count > 1 and item not in touched_by_killed
         ]
         figures.details["unexplained duplicates"] = len(unexplained)
         return figures
