@@ -7,7 +7,13 @@ import collections
 import contextlib
 import re
 import socket
+import sys
 import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+
+from proxy import pipe
 
 _TARGET = re.compile(rb"x-amz-target:\s*AmazonSQS\.(\w+)", re.IGNORECASE)
 _ACTION = re.compile(rb"Action=(\w+)")
@@ -58,7 +64,7 @@ class CountingProxy:
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
 
     def _requests(self, source: socket.socket, sink: socket.socket) -> None:
         """Forward client → server, parsing each request's head to count it."""
@@ -84,17 +90,6 @@ class CountingProxy:
                 with self._lock:
                     self.counts[action] += 1
                 sink.sendall(head + b"\r\n\r\n" + body)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
         except OSError:
             pass
         finally:

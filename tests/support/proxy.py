@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 class OutageProxy:
@@ -58,19 +59,32 @@ class OutageProxy:
                 continue
             with self._lock:
                 self._open.update({client, upstream})
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+            threading.Thread(
+                target=pipe, args=(client, upstream, self._forget), daemon=True
+            ).start()
+            threading.Thread(
+                target=pipe, args=(upstream, client, self._forget), daemon=True
+            ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
-            with self._lock:
-                self._open.discard(source)
-                self._open.discard(sink)
+    def _forget(self, *sockets: socket.socket) -> None:
+        with self._lock:
+            self._open.difference_update(sockets)
+
+
+def pipe(
+    source: socket.socket,
+    sink: socket.socket,
+    on_close: Callable[[socket.socket, socket.socket], None] | None = None,
+) -> None:
+    """Copy bytes one way until either side closes, then close both."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.close()
+        if on_close is not None:
+            on_close(source, sink)

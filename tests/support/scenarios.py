@@ -207,13 +207,20 @@ def sigterm_handoff(bench: Bench, *, long_tasks: int = 2, waiting: int = 4) -> F
 
 
 def outage(bench: Bench, *, sqs_port: int, messages: int, seconds: float) -> Figures:
-    """The SQS endpoint drops every connection for `seconds` mid-run, then comes back."""
-    bench.create("work", max_receive_count=100, visibility=10)
+    """The SQS endpoint drops every connection for `seconds` mid-run, then comes back.
+
+    The visibility window outlasts the outage, so the deletes held back during it still
+    count when SQS returns: nothing is run twice. (An outage longer than the window makes
+    the finished-but-undeleted messages visible again: run twice, never lost.)"""
+    visibility = int(max(10, seconds * 2))
+    bench.create("work", max_receive_count=100, visibility=visibility)
     ids = [f"o{i}" for i in range(messages)]
     proxy = OutageProxy(sqs_port)
     figures = Figures(scenario=f"SQS endpoint gone for {seconds:g} s", messages=messages)
     try:
-        process = bench.spawn(bench.config(endpoint=proxy.endpoint, workers=4))
+        process = bench.spawn(
+            bench.config(endpoint=proxy.endpoint, workers=4, visibility=visibility)
+        )
         process.wait_ready()
         half = len(ids) // 2
         bench.enqueue(ids[:half], sleep=0.01)
