@@ -82,11 +82,7 @@ def test_an_operator_killed_mid_reconcile_converges_without_duplicates(
         ),
         timeout=60,
     )
-    names = sorted(
-        url.rsplit("/", 1)[1]
-        for url in queues.sqs.list_queues(QueueNamePrefix=queues.prefix)["QueueUrls"]
-    )
-    assert names == sorted(queues.prefix + n for n in ("work", "work-dlq", "other"))
+    assert queues.names() == ["other", "work", "work-dlq"]
     deployments = control_plane.kubectl_run(
         "get", "deployments", "-n", namespace, "-o", "name"
     ).stdout.split()

@@ -177,11 +177,7 @@ def test_every_bad_manifest_is_rejected_at_apply_and_nothing_is_half_made(
         f"[bad manifests] {len(rejected)} invalid TaskQueues rejected at apply, each naming its problem"
     )
     # Nothing half-made: only `first`'s queues and workloads exist.
-    names = sorted(
-        url.rsplit("/", 1)[1]
-        for url in queues.sqs.list_queues(QueueNamePrefix=queues.prefix)["QueueUrls"]
-    )
-    assert names == sorted(queues.prefix + n for n in ("work", "work-dlq", "other"))
+    assert queues.names() == ["other", "work", "work-dlq"]
     deployments = control_plane.kubectl_run(
         "get", "deployments", "-n", namespace, "-o", "name"
     ).stdout.split()
@@ -193,8 +189,10 @@ def test_every_bad_manifest_is_rejected_at_apply_and_nothing_is_half_made(
 def test_an_operator_crashing_at_each_step_converges_on_restart(
     control_plane, crd, tmp_path, namespace, make_manifest, kubectl_apply, queues, failpoint, report
 ):
+    # Watching only this test's namespace: TaskQueues other tests left behind (namespaces
+    # never finish terminating without a controller-manager) must not trip the failpoint.
     crashing = OperatorProcess(
-        control_plane, tmp_path, webhook_enabled="false", failpoint=failpoint
+        control_plane, tmp_path, webhook_enabled="false", failpoint=failpoint, namespaces=namespace
     )
     try:
         crashing.wait_ready()
@@ -202,7 +200,9 @@ def test_an_operator_crashing_at_each_step_converges_on_restart(
         assert crashing.process.wait(60) == 70, crashing.output()[-2000:]
     finally:
         crashing.stop()
-    restarted = OperatorProcess(control_plane, tmp_path, webhook_enabled="false")
+    restarted = OperatorProcess(
+        control_plane, tmp_path, webhook_enabled="false", namespaces=namespace
+    )
     try:
         restarted.wait_ready()
         wait_for(
@@ -214,11 +214,7 @@ def test_an_operator_crashing_at_each_step_converges_on_restart(
         )
     finally:
         restarted.stop()
-    names = sorted(
-        url.rsplit("/", 1)[1]
-        for url in queues.sqs.list_queues(QueueNamePrefix=queues.prefix)["QueueUrls"]
-    )
-    assert names == sorted(queues.prefix + n for n in ("work", "work-dlq", "other"))
+    assert queues.names() == ["other", "work", "work-dlq"]
     for kind, expected in (
         ("deployments", ["app-main", "app-others"]),
         ("configmaps", ["app-main", "app-others"]),

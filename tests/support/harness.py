@@ -51,6 +51,11 @@ class Queues:
             self.sqs.create_queue(QueueName=self.prefix + name, Attributes=attributes)["QueueUrl"]
         )
 
+    def names(self) -> list[str]:
+        """Logical names of every queue under this prefix (dead-letter queues included)."""
+        urls = self.sqs.list_queues(QueueNamePrefix=self.prefix).get("QueueUrls", [])
+        return sorted(url.rsplit("/", 1)[1].removeprefix(self.prefix) for url in urls)
+
     def url(self, name: str) -> str:
         return str(self.sqs.get_queue_url(QueueName=self.prefix + name)["QueueUrl"])
 
