@@ -7,18 +7,16 @@ operator's settings, so nothing is read from the environment at import time.
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import kopf
 
 from taskqueue_operator import failpoints
-from taskqueue_operator.certs import self_signed
 from taskqueue_operator.reconcile import Reconciler
 from taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
 from taskqueue_operator.resource.validation import InvalidDocument, validate_against
 from taskqueue_operator.settings import OperatorSettings
+from taskqueue_operator.webhookserver import WebhookTls, server
 from taskqueue_operator.workloads import Workloads
 
 log = logging.getLogger(__name__)
@@ -29,7 +27,9 @@ ANNOTATION_PREFIX = "taskqueue.dev"
 WEBHOOK_CONFIGURATION = "taskqueue.dev"
 
 
-def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) -> None:
+def configure_kopf(
+    settings: kopf.OperatorSettings, operator: OperatorSettings, tls: WebhookTls | None
+) -> None:
     """kopf's own settings: our finalizer and annotation names, webhook, timeouts."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
@@ -48,21 +48,8 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
         settings.peering.mandatory = True
     else:
         settings.peering.standalone = True
-    if operator.webhook_enabled:
-        if operator.webhook_cert_dir:
-            directory = Path(operator.webhook_cert_dir)
-            cert, key = directory / "tls.crt", directory / "tls.key"
-        else:
-            hosts = [operator.webhook_host or "localhost", "localhost", "127.0.0.1"]
-            cert, key = self_signed(hosts, Path(tempfile.mkdtemp(prefix="taskqueue-webhook-")))
-        settings.admission.server = kopf.WebhookServer(
-            addr=operator.webhook_listen,
-            port=operator.webhook_port,
-            host=operator.webhook_host,
-            certfile=str(cert),
-            pkeyfile=str(key),
-            cafile=str(cert),
-        )
+    if tls is not None:
+        settings.admission.server = server(operator, tls)
         if operator.webhook_managed:
             settings.admission.managed = WEBHOOK_CONFIGURATION
 
@@ -73,8 +60,10 @@ def register(
     operator: OperatorSettings,
     reconciler: Reconciler,
     workloads: Workloads,
+    webhook_tls: WebhookTls | None,
 ) -> None:
-    """Register every handler of the operator into `registry`."""
+    """Register every handler of the operator into `registry`; the admission webhook when
+    `webhook_tls` is given."""
 
     def emitter(body: kopf.Body) -> Any:
         def emit(kind: str, reason: str, message: str) -> None:
@@ -89,7 +78,7 @@ def register(
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_kopf(settings, operator)
+        configure_kopf(settings, operator, webhook_tls)
 
     @kopf.index(*RESOURCE, registry=registry, id="taskqueues")
     def taskqueues(body: kopf.Body, **_: Any) -> dict[str, Any]:
@@ -100,7 +89,7 @@ def register(
     def peers(index: kopf.Index[str, Any]) -> list[dict[str, Any]]:
         return [value for key in index for value in index[key]]
 
-    if operator.webhook_enabled:
+    if webhook_tls is not None:
 
         @kopf.on.validate(
             *RESOURCE, id="taskqueue", registry=registry, operations=["CREATE", "UPDATE"]

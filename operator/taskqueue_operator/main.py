@@ -14,6 +14,8 @@ from taskqueue_operator.failpoints import Failpoints
 from taskqueue_operator.handlers import register
 from taskqueue_operator.reconcile import Reconciler, SqsClients
 from taskqueue_operator.settings import OperatorSettings, from_environment
+from taskqueue_operator.webhookcerts import CertificateError
+from taskqueue_operator.webhookserver import WebhookTls, prepare
 from taskqueue_operator.workloads import Workloads
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,13 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
-    workloads = Workloads(_client(), field_manager=settings.field_manager)
+    api = _client()
+    try:
+        tls = prepare(settings, api) if settings.webhook_enabled else None
+    except CertificateError as error:
+        log.error("cannot serve the admission webhook: %s", error)
+        return 1
+    workloads = Workloads(api, field_manager=settings.field_manager)
     reconciler = Reconciler(
         workloads=workloads,
         clients=SqsClients(call_timeout=settings.sqs_call_timeout),
@@ -55,10 +63,24 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         failpoints=Failpoints(settings.failpoint),
     )
     registry = kopf.OperatorRegistry()
-    register(registry, operator=settings, reconciler=reconciler, workloads=workloads)
+    register(
+        registry, operator=settings, reconciler=reconciler, workloads=workloads, webhook_tls=tls
+    )
     log.info("starting the TaskQueue operator", extra={"namespaces": settings.namespaces or "all"})
-    asyncio.run(
-        kopf.operator(
+    asyncio.run(_operate(settings, registry, tls))
+    return 0
+
+
+async def _operate(
+    settings: OperatorSettings, registry: kopf.OperatorRegistry, tls: WebhookTls | None
+) -> None:
+    renewals = (
+        asyncio.create_task(tls.renewer.keep_renewed(), name="webhook certificate renewal")
+        if tls is not None and tls.renewer is not None
+        else None
+    )
+    try:
+        await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
@@ -67,5 +89,6 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
             priority=settings.priority,
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
         )
-    )
-    return 0
+    finally:
+        if renewals is not None:
+            renewals.cancel()

@@ -48,8 +48,26 @@ class OperatorSettings(pydantic.BaseModel):
     webhook_listen: str = "0.0.0.0"  # the API server connects from outside the pod
     webhook_port: Annotated[int, Field(ge=1, le=65535)] = 9443
     webhook_cert_dir: str | None = None
-    """Directory with tls.crt and tls.key (e.g. from cert-manager); unset generates a
-    self-signed certificate at start-up."""
+    """Directory with tls.crt and tls.key (e.g. mounted from cert-manager's Secret); re-read
+    when the files change. Unset with no `webhook_cert_secret`: a self-signed certificate
+    made at start-up (development)."""
+    webhook_cert_secret: str | None = None
+    """Secret (in `webhook_namespace`) where the operator keeps the webhook certificate it
+    issues and renews itself, when cert-manager is off."""
+    webhook_namespace: str | None = None
+    """The operator's namespace: where the webhook's Service and certificate Secret live."""
+    webhook_service: str | None = None
+    """Service the API server calls the webhook through; its DNS names go into the
+    certificate."""
+    webhook_configuration: str | None = None
+    """ValidatingWebhookConfiguration whose CA bundle the operator keeps in step with the
+    certificate it issues (the chart's); unset when kopf registers the webhook itself."""
+    webhook_cert_validity: Annotated[float, Field(gt=0)] = 90 * 24 * 3600
+    """Seconds an issued certificate is valid: 90 days, cert-manager's default. It is
+    renewed when a third of that is left, as cert-manager does."""
+    webhook_cert_check_interval: Annotated[float, Field(gt=0)] = 60
+    """Seconds between checks of the stored certificate: how soon a replica serves a
+    certificate another replica renewed (the previous CA stays trusted meanwhile)."""
     webhook_managed: bool = False
     """Let the operator create/patch its ValidatingWebhookConfiguration (development)."""
 
@@ -65,6 +83,31 @@ class OperatorSettings(pydantic.BaseModel):
 
     failpoint: str | None = None
     """Crash at this named point of a reconcile (reliability tests only)."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_certificate_source(self) -> OperatorSettings:
+        if self.webhook_cert_dir and self.webhook_cert_secret:
+            raise ValueError("set webhook_cert_dir or webhook_cert_secret, not both")
+        if self.webhook_cert_secret:
+            if not self.webhook_namespace:
+                raise ValueError("webhook_cert_secret needs webhook_namespace (its namespace)")
+            if not self.webhook_hosts:
+                raise ValueError(
+                    "webhook_cert_secret needs webhook_service or webhook_host to name the "
+                    "certificate's hosts"
+                )
+        return self
+
+    @property
+    def webhook_hosts(self) -> tuple[str, ...]:
+        """Names the webhook certificate must cover."""
+        hosts: list[str] = []
+        if self.webhook_service and self.webhook_namespace:
+            service = f"{self.webhook_service}.{self.webhook_namespace}.svc"
+            hosts += [service, f"{service}.cluster.local"]
+        if self.webhook_host:
+            hosts.append(self.webhook_host)
+        return tuple(hosts)
 
     @property
     def sqs_defaults(self) -> SqsDefaults:

@@ -39,3 +39,44 @@ def test_environment_values_are_parsed():
 def test_a_bad_value_names_the_setting():
     with pytest.raises(pydantic.ValidationError, match="drift_interval"):
         from_environment({"TASKQUEUE_DRIFT_INTERVAL": "-1"})
+
+
+def test_the_issued_certificate_defaults_follow_cert_manager():
+    settings = OperatorSettings()
+    assert settings.webhook_cert_validity == 90 * 24 * 3600
+    assert settings.webhook_cert_check_interval == 60
+
+
+def test_the_issued_certificate_names_the_service():
+    settings = from_environment(
+        {
+            "TASKQUEUE_WEBHOOK_CERT_SECRET": "tls",
+            "TASKQUEUE_WEBHOOK_NAMESPACE": "ops",
+            "TASKQUEUE_WEBHOOK_SERVICE": "hook",
+        }
+    )
+    assert settings.webhook_hosts == ("hook.ops.svc", "hook.ops.svc.cluster.local")
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"TASKQUEUE_WEBHOOK_CERT_SECRET": "tls"}, "needs webhook_namespace"),
+        (
+            {"TASKQUEUE_WEBHOOK_CERT_SECRET": "tls", "TASKQUEUE_WEBHOOK_NAMESPACE": "ops"},
+            "needs webhook_service or webhook_host",
+        ),
+        (
+            {
+                "TASKQUEUE_WEBHOOK_CERT_SECRET": "tls",
+                "TASKQUEUE_WEBHOOK_CERT_DIR": "/etc/tls",
+                "TASKQUEUE_WEBHOOK_NAMESPACE": "ops",
+                "TASKQUEUE_WEBHOOK_HOST": "localhost",
+            },
+            "not both",
+        ),
+    ],
+)
+def test_certificate_settings_that_cannot_work_are_refused(environment, message):
+    with pytest.raises(pydantic.ValidationError, match=message):
+        from_environment(environment)
