@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 
 import kopf
 import kubernetes
+import pydantic
 
 from taskqueue_operator.failpoints import Failpoints
 from taskqueue_operator.handlers import register
 from taskqueue_operator.reconcile import Reconciler, SqsClients
-from taskqueue_operator.settings import OperatorSettings, from_environment
+from taskqueue_operator.settings import OperatorSettings, describe, from_environment
 from taskqueue_operator.webhookcerts import CertificateError
 from taskqueue_operator.webhookserver import WebhookTls, prepare
 from taskqueue_operator.workloads import Workloads
@@ -38,7 +40,12 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--namespace", action="append", help="watch only this namespace (repeat)")
     parser.add_argument("--verbose", action="store_true")
     options = parser.parse_args(list(argv))
-    settings = from_environment()
+    try:
+        settings = from_environment()
+    except pydantic.ValidationError as error:
+        for problem in describe(error):
+            print(f"taskqueue operator: {problem}", file=sys.stderr)
+        return 2
     if options.namespace:
         settings = settings.model_copy(update={"namespaces": options.namespace})
     return serve(settings, verbose=options.verbose)

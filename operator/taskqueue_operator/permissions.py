@@ -12,6 +12,8 @@ class Permission:
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
     why: str
+    named: bool = False
+    """Granted only on the one object the chart names (RBAC resourceNames)."""
 
 
 #: Permissions in each watched namespace (or cluster-wide when watching all).
@@ -99,9 +101,30 @@ PEERING = (
 )
 
 
-def allowed(group: str, resource: str, verb: str) -> bool:
-    """True when the operator uses `verb` on `group`/`resource`."""
+#: Only when the operator issues the webhook certificate (cert-manager off): the chart's
+#: Secret (in the operator's namespace) and ValidatingWebhookConfiguration, by name.
+WEBHOOK_CERTIFICATE = (
+    Permission(
+        group="",
+        resources=("secrets",),
+        verbs=("get", "update"),
+        why="keep the webhook certificate it issues; update guarded by resourceVersion",
+        named=True,
+    ),
+    Permission(
+        group="admissionregistration.k8s.io",
+        resources=("validatingwebhookconfigurations",),
+        verbs=("get", "patch"),
+        why="put the certificate's CA bundle into the webhook registration",
+        named=True,
+    ),
+)
+
+
+def allowed(group: str, resource: str, verb: str, *, named: bool = False) -> bool:
+    """True when the operator uses `verb` on `group`/`resource` (on one named object only
+    when `named`)."""
     return any(
-        p.group == group and resource in p.resources and verb in p.verbs
-        for p in (*NAMESPACED, *CLUSTER, *PEERING)
+        p.group == group and resource in p.resources and verb in p.verbs and (named or not p.named)
+        for p in (*NAMESPACED, *CLUSTER, *PEERING, *WEBHOOK_CERTIFICATE)
     )

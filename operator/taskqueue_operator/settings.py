@@ -87,14 +87,14 @@ class OperatorSettings(pydantic.BaseModel):
     @pydantic.model_validator(mode="after")
     def _one_certificate_source(self) -> OperatorSettings:
         if self.webhook_cert_dir and self.webhook_cert_secret:
-            raise ValueError("set webhook_cert_dir or webhook_cert_secret, not both")
+            raise ValueError("set TASKQUEUE_WEBHOOK_CERT_DIR or TASKQUEUE_WEBHOOK_CERT_SECRET, not both")
         if self.webhook_cert_secret:
             if not self.webhook_namespace:
-                raise ValueError("webhook_cert_secret needs webhook_namespace (its namespace)")
+                raise ValueError("TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_NAMESPACE (its namespace)")
             if not self.webhook_hosts:
                 raise ValueError(
-                    "webhook_cert_secret needs webhook_service or webhook_host to name the "
-                    "certificate's hosts"
+                    "TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_SERVICE or "
+                    "TASKQUEUE_WEBHOOK_HOST to name the certificate's hosts"
                 )
         return self
 
@@ -131,3 +131,15 @@ def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettin
         else:
             data[name] = raw
     return OperatorSettings.model_validate(data)
+
+
+def describe(error: pydantic.ValidationError) -> list[str]:
+    """One line per problem, naming the variable to fix."""
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["loc"]:
+            lines.append(f"TASKQUEUE_{str(problem['loc'][0]).upper()}: {message}")
+        else:
+            lines.append(message)
+    return lines

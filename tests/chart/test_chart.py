@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import socket
+import ssl
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -14,6 +17,7 @@ from harness import wait_for
 from operator_harness import OperatorProcess, condition, get
 from taskqueue_operator import permissions
 from taskqueue_operator.resource.crd import build_crd
+from taskqueue_operator.settings import from_environment
 
 CHART = Path(__file__).parents[2] / "charts" / "taskqueue-operator"
 VALUES = {"default": None, "dev": CHART / "values-dev.yaml", "prod": CHART / "values-prod.yaml"}
@@ -121,46 +125,84 @@ def test_helpers_are_prefixed_and_selectors_carry_no_version(control_plane):
     assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "0.1.0"
 
 
-def rules(objects: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """(kind, group, resource, verb) of every rule of every (Cluster)Role."""
-    found = []
-    for obj in objects:
-        if obj["kind"] in {"Role", "ClusterRole"}:
-            for rule in obj["rules"]:
-                for group in rule["apiGroups"]:
-                    for resource in rule["resources"]:
-                        for verb in rule["verbs"]:
-                            found.append((obj["kind"], group, resource, verb))
-    return found
+class Grant(NamedTuple):
+    kind: str
+    namespace: str | None
+    group: str
+    resource: str
+    verb: str
+    names: tuple[str, ...]
+
+
+def rules(objects: list[dict[str, Any]]) -> list[Grant]:
+    """Every (verb, resource) of every rule of every (Cluster)Role."""
+    return [
+        Grant(
+            obj["kind"],
+            obj["metadata"].get("namespace"),
+            group,
+            resource,
+            verb,
+            tuple(rule.get("resourceNames", ())),
+        )
+        for obj in objects
+        if obj["kind"] in {"Role", "ClusterRole"}
+        for rule in obj["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
 
 
 @pytest.mark.parametrize(
-    "extra", [[], ["--set", "peering.enabled=true"], ["--set", "watchNamespaces={team-a,team-b}"]]
+    "extra",
+    [
+        [],
+        ["--set", "peering.enabled=true"],
+        ["--set", "watchNamespaces={team-a,team-b}"],
+        ["--set", "webhook.certManager.enabled=true"],
+    ],
 )
 def test_rbac_grants_only_what_the_operator_uses(control_plane, extra):
-    objects = template(control_plane, *extra)
-    granted = rules(objects)
+    granted = rules(template(control_plane, *extra))
     assert granted
-    for _, group, resource, verb in granted:
-        assert permissions.allowed(group, resource, verb), (group, resource, verb)
-        assert "*" not in (group, resource, verb)
-    assert {verb for _, _, resource, verb in granted if resource == "secrets"} == {"get"}
-    # And everything the operator uses is granted.
-    expected = {
-        (g, r, v)
-        for p in permissions.NAMESPACED
-        for g in [p.group]
-        for r in p.resources
-        for v in p.verbs
+    for grant in granted:
+        assert permissions.allowed(
+            grant.group, grant.resource, grant.verb, named=bool(grant.names)
+        ), grant
+        assert "*" not in (grant.group, grant.resource, grant.verb)
+    # Secrets: `get` in watched namespaces; beyond that only the webhook certificate's one
+    # Secret in the operator's own namespace.
+    assert {g.verb for g in granted if g.resource == "secrets" and not g.names} == {"get"}
+    named_secrets = {
+        (g.namespace, g.names, g.verb) for g in granted if g.resource == "secrets" and g.names
     }
-    assert expected <= {(g, r, v) for _, g, r, v in granted}
+    issues_certificate = "webhook.certManager.enabled=true" not in extra
+    assert named_secrets == (
+        {(("ops", ("t-taskqueue-operator-webhook-tls",), v)) for v in ("get", "update")}
+        if issues_certificate
+        else set()
+    )
+    # And everything the operator uses is granted.
+    used = [
+        *permissions.NAMESPACED,
+        *(permissions.WEBHOOK_CERTIFICATE if issues_certificate else ()),
+    ]
+    expected = {(p.group, r, v) for p in used for r in p.resources for v in p.verbs}
+    assert expected <= {(g.group, g.resource, g.verb) for g in granted}
 
 
 def test_watching_namespaces_uses_roles_not_a_cluster_role(control_plane):
     objects = template(control_plane, "--set", "watchNamespaces={team-a,team-b}")
-    roles = [o for o in objects if o["kind"] == "Role"]
+    roles = [
+        o
+        for o in objects
+        if o["kind"] == "Role" and not o["metadata"]["name"].endswith("-webhook-certificate")
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    cluster_resources = {r for kind, _, r, _ in rules(objects) if kind == "ClusterRole"}
+    cluster_resources = {
+        g.resource for g in rules(objects) if g.kind == "ClusterRole" and not g.names
+    }
     assert cluster_resources == {"customresourcedefinitions", "namespaces"}
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     env = {
@@ -200,20 +242,22 @@ def test_environment_values_reach_the_operator(control_plane):
     assert webhook["webhooks"][0]["clientConfig"]["service"]["path"] == "/taskqueue"
 
 
-def test_generated_webhook_certificate_matches_its_ca_bundle(control_plane):
-    import base64
-
-    from cryptography import x509
-
-    objects = template(control_plane)
+def test_without_cert_manager_the_operator_is_told_to_issue_the_certificate(control_plane):
+    objects = template(control_plane, "--set", "webhook.certificate.validityDays=30")
     [secret] = [o for o in objects if o["kind"] == "Secret"]
+    assert "data" not in secret  # the operator fills it; Helm's merge keeps its data
     [webhook] = [o for o in objects if o["kind"] == "ValidatingWebhookConfiguration"]
-    assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
-    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    names = cert.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName
-    ).value.get_values_for_type(x509.DNSName)
-    assert "t-taskqueue-operator-webhook.ops.svc" in names
+    assert "caBundle" not in webhook["webhooks"][0]["clientConfig"]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    settings = from_environment({k: v for k, v in env.items() if v is not None})
+    assert settings.webhook_cert_secret == secret["metadata"]["name"]
+    assert settings.webhook_configuration == webhook["metadata"]["name"]
+    assert settings.webhook_cert_validity == 30 * 86400
+    assert "t-taskqueue-operator-webhook.ops.svc" in settings.webhook_hosts
+    assert settings.webhook_cert_dir is None
+    assert all(v.get("secret") is None for v in pod["volumes"])
 
 
 def test_pods_meet_the_restricted_pod_security_standard(control_plane):
@@ -237,6 +281,15 @@ def service_account_kubeconfig(plane, directory: Path, namespace: str, account: 
     path = directory / "sa-kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def webhook_ca_bundle(plane) -> bytes:
+    webhook = json.loads(
+        plane.kubectl_run(
+            "get", "validatingwebhookconfiguration", "tq-taskqueue-operator", "-o", "json"
+        ).stdout
+    )
+    return base64.b64decode(webhook["webhooks"][0]["clientConfig"].get("caBundle", ""))
 
 
 def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, prefix, queues):
@@ -267,12 +320,10 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
             e["name"]: e["value"]
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         }
-        secret_before = get(
-            control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns
-        )["data"]
-
-        # Run the operator as the chart's service account, with the chart's settings; the
-        # webhook is served in-cluster only, so it is off here.
+        # Run the operator as the chart's service account, with the chart's settings. The
+        # API server reaches a webhook Service only in a real cluster (failurePolicy Ignore
+        # here), but the operator issues the certificate into the chart's Secret and
+        # configuration all the same, with the chart's RBAC.
         kubeconfig = service_account_kubeconfig(
             control_plane, tmp_path, release_ns, "tq-taskqueue-operator"
         )
@@ -281,13 +332,26 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
             for k, v in env.items()
             if k.startswith("TASKQUEUE_")
         }
-        settings.update(
-            webhook_enabled="false", webhook_managed="false", health_port="0", drift_interval="5"
-        )
-        settings.pop("health_port")
+        settings.update(webhook_managed="false", drift_interval="5")
+        for local in ("health_port", "webhook_port"):  # free ports of this machine instead
+            settings.pop(local)
         operator = OperatorProcess(control_plane, tmp_path, kubeconfig=str(kubeconfig), **settings)
         try:
             operator.wait_ready()
+            wait_for(lambda: webhook_ca_bundle(control_plane), timeout=30)
+            secret_before = get(
+                control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns
+            )["data"]
+            bundle = base64.b64decode(secret_before["ca.crt"])
+            assert webhook_ca_bundle(control_plane) == bundle
+            served = ssl.create_default_context(cadata=bundle.decode())
+            # Verifies the chain and the Service's DNS name, as the API server would.
+            hostname = f"tq-taskqueue-operator-webhook.{release_ns}.svc"
+            with (
+                socket.create_connection(("127.0.0.1", operator.webhook_port)) as raw,
+                served.wrap_socket(raw, server_hostname=hostname),
+            ):
+                pass
             document = {
                 "apiVersion": "taskqueue.dev/v1alpha1",
                 "kind": "TaskQueue",
@@ -343,17 +407,13 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         }
         assert env["TASKQUEUE_DRIFT_INTERVAL"] == "60"
-        # The generated webhook certificate survives upgrades (the CA bundle stays valid).
+        # The issued certificate and its CA bundle survive upgrades (Helm's three-way merge
+        # leaves fields it never set).
         assert (
             get(control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns)["data"]
             == secret_before
         )
-        webhook = json.loads(
-            control_plane.kubectl_run(
-                "get", "validatingwebhookconfiguration", "tq-taskqueue-operator", "-o", "json"
-            ).stdout
-        )
-        assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == secret_before["ca.crt"]
+        assert webhook_ca_bundle(control_plane) == bundle
     finally:
         helm(control_plane, "uninstall", "tq", "-n", release_ns, check=False)
     assert get(control_plane, "deployment", "tq-taskqueue-operator", release_ns) is None

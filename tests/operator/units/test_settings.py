@@ -61,10 +61,10 @@ def test_the_issued_certificate_names_the_service():
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"TASKQUEUE_WEBHOOK_CERT_SECRET": "tls"}, "needs webhook_namespace"),
+        ({"TASKQUEUE_WEBHOOK_CERT_SECRET": "tls"}, "needs TASKQUEUE_WEBHOOK_NAMESPACE"),
         (
             {"TASKQUEUE_WEBHOOK_CERT_SECRET": "tls", "TASKQUEUE_WEBHOOK_NAMESPACE": "ops"},
-            "needs webhook_service or webhook_host",
+            "needs TASKQUEUE_WEBHOOK_SERVICE or TASKQUEUE_WEBHOOK_HOST",
         ),
         (
             {
@@ -80,3 +80,14 @@ def test_the_issued_certificate_names_the_service():
 def test_certificate_settings_that_cannot_work_are_refused(environment, message):
     with pytest.raises(pydantic.ValidationError, match=message):
         from_environment(environment)
+
+
+def test_the_operator_refuses_bad_settings_naming_the_variable(monkeypatch, capsys):
+    from taskqueue_operator.main import run
+
+    monkeypatch.setenv("TASKQUEUE_DRIFT_INTERVAL", "-3")
+    monkeypatch.setenv("TASKQUEUE_WEBHOOK_CERT_SECRET", "tls")
+    assert run([]) == 2
+    error = capsys.readouterr().err
+    assert "TASKQUEUE_DRIFT_INTERVAL: Input should be greater than 0" in error
+    assert "Traceback" not in error
