@@ -87,10 +87,12 @@ class OperatorSettings(pydantic.BaseModel):
     @pydantic.model_validator(mode="after")
     def _one_certificate_source(self) -> OperatorSettings:
         if self.webhook_cert_dir and self.webhook_cert_secret:
-            raise ValueError("set TASKQUEUE_WEBHOOK_CERT_DIR or TASKQUEUE_WEBHOOK_CERT_SECRET, not both")
+            raise ValueError(
+                "set TASKQUEUE_WEBHOOK_CERT_DIR or TASKQUEUE_WEBHOOK_CERT_SECRET, not both"
+            )
         if self.webhook_cert_secret:
             if not self.webhook_namespace:
-                raise ValueError("TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_NAMESPACE (its namespace)")
+                raise ValueError("TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_NAMESPACE")
             if not self.webhook_hosts:
                 raise ValueError(
                     "TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_SERVICE or "
