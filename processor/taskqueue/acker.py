@@ -173,11 +173,12 @@ class Acker:
                 action, queue_url, batch, reason=str(error), count=not is_transient(error)
             )
             return False
-        for item in response.get("Successful", []):
-            entry = by_id[item["Id"]]
-            if action is Action.DELETE:
-                self._metrics.deleted.labels(queue=entry.queue).inc()
-            _done(entry, ok=True)
+        successful = response.get("Successful", [])
+        if action is Action.DELETE and successful:
+            # A batch is for one queue URL, so for one queue.
+            self._metrics.queue(batch[0].queue).deleted.inc(len(successful))
+        for item in successful:
+            _done(by_id[item["Id"]], ok=True)
         retry = []
         for item in response.get("Failed", []):
             entry = by_id[item["Id"]]

@@ -52,6 +52,7 @@ class Processor:
             endpoint=config.sqs.endpoint,
             call_timeout_seconds=config.sqs.call_timeout,
             max_connections=len(assignment.queues) + 8,
+            validate_parameters=False,  # every request is built here, and tested
         )
         self.stopping = threading.Event()
         self._stopped = threading.Event()

@@ -77,7 +77,7 @@ class Heartbeat:
         for item in response.get("Successful", []):
             held = batch[int(item["Id"])]
             renewed.append(held.message.receipt_handle)
-            self._metrics.extended.labels(queue=held.message.queue).inc()
+            self._metrics.queue(held.message.queue).extended.inc()
         for item in response.get("Failed", []):
             held = batch[int(item["Id"])]
             log.debug(

@@ -174,8 +174,9 @@ class Poller:
         now = time.monotonic()
         held = [self._hold(raw, now) for raw in response.get("Messages", [])]
         if held:
-            self._metrics.received.labels(queue=self.queue).inc(len(held))
-            self._metrics.in_flight.labels(queue=self.queue).inc(len(held))
+            series = self._metrics.queue(self.queue)
+            series.received.inc(len(held))
+            series.in_flight.inc(len(held))
         return held
 
     def _hold(self, raw: Mapping[str, Any], now: float) -> Held:

@@ -64,12 +64,15 @@ def make_client(
     endpoint: str | None,
     call_timeout_seconds: float,
     max_connections: int = 32,
+    validate_parameters: bool = True,
 ) -> SqsClient:
     """Build a boto3 SQS client with a timeout on every call.
 
     Credentials come from the standard AWS chain (environment, profile, web identity).
     The read timeout leaves room for the longest long poll, so a slow answer is an error
     rather than a hang. botocore's own retries stay few: our loops retry with backoff.
+    `validate_parameters=False` skips botocore's client-side check of every request, for
+    callers whose requests are fixed in code (the processor): about 5 % of the CPU of a call.
     """
     config = botocore.config.Config(
         region_name=region,
@@ -77,6 +80,7 @@ def make_client(
         read_timeout=call_timeout_seconds + MAX_WAIT_SECONDS,
         retries={"mode": "standard", "max_attempts": 2},
         max_pool_connections=max_connections,
+        parameter_validation=validate_parameters,
     )
     client = boto3.session.Session().client("sqs", endpoint_url=endpoint or None, config=config)
     # boto3's generated signatures are stricter than the protocol's; the calls match.

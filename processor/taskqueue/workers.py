@@ -149,8 +149,9 @@ class WorkerPool:
                     _run_process(task, payload, loop)
             except Exception as error:
                 duration = time.perf_counter() - started
-                self._metrics.duration.labels(queue=message.queue, task=task.name).observe(duration)
-                self._metrics.failed.labels(queue=message.queue, task=task.name).inc()
+                series = self._metrics.task(message.queue, task.name)
+                series.duration.observe(duration)
+                series.failed.inc()
                 log.error(
                     "task failed: %s: %s",
                     type(error).__name__,
@@ -161,8 +162,9 @@ class WorkerPool:
                 self._after_failure(held, task, error)
                 return
             duration = time.perf_counter() - started
-            self._metrics.duration.labels(queue=message.queue, task=task.name).observe(duration)
-            self._metrics.processed.labels(queue=message.queue, task=task.name).inc()
+            series = self._metrics.task(message.queue, task.name)
+            series.duration.observe(duration)
+            series.processed.inc()
             log.info("task done", extra={"duration": round(duration, 6)})
             self._delete(held)
 
@@ -201,7 +203,7 @@ class WorkerPool:
     def _delete(self, held: Held) -> None:
         self._in_flight.release(held.message.receipt_handle)
         self._acker.delete(queue_url=held.queue_url, entry=_entry(held))
-        self._metrics.in_flight.labels(queue=held.message.queue).dec()
+        self._metrics.queue(held.message.queue).in_flight.dec()
 
     def _retry(self, held: Held) -> None:
         settings = self._queue_settings[held.message.queue]
@@ -212,14 +214,14 @@ class WorkerPool:
         )
         self._in_flight.release(held.message.receipt_handle)
         self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=delay))
-        self._metrics.retried.labels(queue=held.message.queue).inc()
-        self._metrics.in_flight.labels(queue=held.message.queue).dec()
+        self._metrics.queue(held.message.queue).retried.inc()
+        self._metrics.queue(held.message.queue).in_flight.dec()
 
     def _give_back(self, held: Held) -> None:
         self._in_flight.release(held.message.receipt_handle)
         self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=0))
-        self._metrics.returned.labels(queue=held.message.queue).inc()
-        self._metrics.in_flight.labels(queue=held.message.queue).dec()
+        self._metrics.queue(held.message.queue).returned.inc()
+        self._metrics.queue(held.message.queue).in_flight.dec()
 
 
 def _entry(held: Held, *, visibility: int = 0) -> Entry:
