@@ -4,10 +4,19 @@ stamps each message with its send time (for latency); without it, send as fast a
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _paced(send, count: int, rate: float) -> None:
@@ -17,6 +26,58 @@ def _paced(send, count: int, rate: float) -> None:
         if delay > 0:
             time.sleep(delay)
         send(time.time())
+
+
+def _decoded(body: str) -> tuple[str, bool]:
+    """The message text, and whether the library base64-encoded it."""
+    try:
+        text = base64.b64decode(body, validate=True).decode()
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return body, False
+    return (text, True) if text.lstrip().startswith("{") else (body, False)
+
+
+def _copies(send_one: Callable[[], None], count: int) -> None:
+    """Send one message through the library, read it back as SQS holds it, and send the
+    other `count - 1` as copies with fresh ids, ten per SendMessageBatch: each library's own
+    format, without one SendMessage per message (which made filling take longer than
+    draining)."""
+    send_one()
+    sqs: Any = boto3.client("sqs", endpoint_url=os.environ["BENCH_ENDPOINT"])
+    url = sqs.get_queue_url(QueueName=os.environ["BENCH_QUEUE"])["QueueUrl"]
+    received: list[dict[str, Any]] = []
+    while not received:
+        received = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+    [template] = received
+    sqs.change_message_visibility(  # it is one of the `count`: back to the queue
+        QueueUrl=url, ReceiptHandle=template["ReceiptHandle"], VisibilityTimeout=0
+    )
+    text, encoded = _decoded(template["Body"])
+    ids = set(_UUID.findall(text))
+    attributes = template.get("MessageAttributes")
+
+    def entry(index: int) -> dict[str, Any]:
+        body = text
+        for old in ids:
+            body = body.replace(old, str(uuid.uuid4()))
+        item: dict[str, Any] = {
+            "Id": str(index),
+            "MessageBody": base64.b64encode(body.encode()).decode() if encoded else body,
+        }
+        if attributes:
+            item["MessageAttributes"] = attributes
+        return item
+
+    def send(start: int) -> None:
+        entries = [entry(i) for i in range(start, min(start + 10, count - 1))]
+        failed = sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+        if failed:
+            raise RuntimeError(f"filling the queue failed: {failed}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(send, range(0, count - 1, 10)))
 
 
 def main(system: str, count: int, sleep_ms: float, rate: float | None) -> None:
@@ -62,8 +123,7 @@ def main(system: str, count: int, sleep_ms: float, rate: float | None) -> None:
     if rate:
         _paced(send, count, rate)
         return
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: send(), range(count)))
+    _copies(send, count)
 
 
 if __name__ == "__main__":

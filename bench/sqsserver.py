@@ -92,4 +92,8 @@ def sqs_server(prefer: str = "elasticmq") -> Iterator[tuple[str, str]]:
         yield f"http://127.0.0.1:{port}", name
     finally:
         process.terminate()
-        process.wait(20)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:  # a busy JVM can ignore SIGTERM for a while
+            process.kill()
+            process.wait(10)
