@@ -21,6 +21,9 @@ from controlplane import ControlPlane
 from operator_harness import OperatorProcess
 from taskqueue_operator.resource.crd import CRD_PATH
 
+#: The binaries of the test control plane the operator benchmarks use (no helm).
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kubectl")
+
 
 def manifest(name: str, namespace: str, endpoint: str) -> dict[str, Any]:
     prefix = f"o{uuid.uuid4().hex[:8]}-"
@@ -57,7 +60,7 @@ def operator_benchmarks(
     *, endpoint: str, quick: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
     runs, bulk = (3, 20) if quick else (20, 200)
-    plane = ControlPlane()
+    plane = ControlPlane(required=CONTROL_PLANE)
     plane.start()
     directory = Path(tempfile.mkdtemp())
     operator = None

@@ -6,7 +6,16 @@
 # Prints the assets directory on its last line. Honours an existing KUBEBUILDER_ASSETS that
 # already holds the binaries (e.g. from `setup-envtest use 1.34 -p path`), building only helm
 # when it is missing there.
+#
+# Usage: build.sh [COMPONENT...]   components: etcd kube-apiserver kubectl helm (default: all).
+# The benchmarks need no helm, so a fresh machine builds less before them.
 set -euo pipefail
+
+components=("$@")
+if [[ ${#components[@]} -eq 0 ]]; then
+  components=(etcd kube-apiserver kubectl helm)
+fi
+wanted() { [[ " ${components[*]} " == *" $1 "* ]]; }
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Keep these in step with kube/go.mod and etcd/go.mod.
@@ -22,6 +31,7 @@ log() { printf '[envtest] %s\n' "$*" >&2; }
 
 build() {  # build NAME DIR PACKAGE LDFLAGS
   local name=$1 dir=$2 pkg=$3 ldflags=$4
+  wanted "$name" || return 0
   if [[ -x "$assets/$name" ]]; then
     log "$name: already built in $assets"
     return
@@ -48,7 +58,9 @@ build etcd "$here/etcd" go.etcd.io/etcd/server/v3 \
 build kube-apiserver "$here/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kubectl "$here/kube" k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 
-if [[ ! -x "$assets/helm" ]]; then
+if ! wanted helm; then
+  :
+elif [[ ! -x "$assets/helm" ]]; then
   log "helm: installing helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   started=$SECONDS
   GOBIN="$assets" CGO_ENABLED=0 go install -trimpath \
@@ -59,6 +71,6 @@ else
   log "helm: already built in $assets"
 fi
 
-"$assets/kube-apiserver" --version >&2
-"$assets/helm" version --short >&2
+if wanted kube-apiserver; then "$assets/kube-apiserver" --version >&2; fi
+if wanted helm; then "$assets/helm" version --short >&2; fi
 echo "$assets"

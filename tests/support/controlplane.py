@@ -36,13 +36,13 @@ class ControlPlaneError(RuntimeError):
     pass
 
 
-def assets_dir() -> Path:
+#: What the tests use; the benchmarks need no helm.
+ALL_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
+
+
+def assets_dir(required: tuple[str, ...] = ALL_BINARIES) -> Path:
     directory = Path(os.environ.get("KUBEBUILDER_ASSETS") or DEFAULT_ASSETS)
-    missing = [
-        name
-        for name in ("etcd", "kube-apiserver", "kubectl", "helm")
-        if not (directory / name).exists()
-    ]
+    missing = [name for name in required if not (directory / name).exists()]
     if missing:
         raise ControlPlaneError(
             f"test control plane binaries missing in {directory}: {', '.join(missing)}; "
@@ -60,8 +60,8 @@ def _free_port() -> int:
 class ControlPlane:
     """Starts etcd and kube-apiserver on free loopback ports; `stop()` removes everything."""
 
-    def __init__(self) -> None:
-        self.assets = assets_dir()
+    def __init__(self, required: tuple[str, ...] = ALL_BINARIES) -> None:
+        self.assets = assets_dir(required)
         self.root = Path(tempfile.mkdtemp(prefix="taskqueue-envtest-"))
         self.port = _free_port()
         self.url = f"https://127.0.0.1:{self.port}"
