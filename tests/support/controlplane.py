@@ -23,8 +23,13 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+#: Where hack/envtest/build.sh puts the binaries (same variables, same default).
 DEFAULT_ASSETS = (
-    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskqueue/envtest/1.34.4"
+    Path(
+        os.environ.get("TASKQUEUE_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskqueue"
+    )
+    / "envtest/1.34.4"
 )
 
 ADMIN_USER = "admin"
