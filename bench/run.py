@@ -274,7 +274,7 @@ def main() -> None:
         help="messages per run for Celery and Dramatiq (slower; rates compare)",
     )
     parser.add_argument("--sleep-messages", type=int, default=4_000)
-    parser.add_argument("--sweep-messages", type=int, default=4_000)
+    parser.add_argument("--sweep-messages", type=int, default=8_000)
     parser.add_argument("--sweep", type=int, nargs="+", default=[2, 4, 10, 16, 20])
     parser.add_argument(
         "--sweep-seconds", type=float, default=10, help="at most this long per sweep point"
