@@ -22,6 +22,7 @@ import datetime
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ class CertificatePolicy:
     validity: datetime.timedelta
     renew_before: datetime.timedelta
     check_interval: float
+    propagation_seconds: float = 5.0
+    """How long a renewed certificate waits, after its bundle is in the configuration, before
+    it is served: the API server reads configurations through an informer, and must trust the
+    new CA before it meets the new certificate."""
 
 
 class TlsFiles:
@@ -65,10 +70,18 @@ class TlsFiles:
         self.serving = directory / "serving.pem"
         self.bundle = directory / "ca.pem"
 
+    def replaces(self, issued: Issued) -> bool:
+        """True when `issued` would replace a certificate being served (a renewal)."""
+        return self.serving.exists() and self.serving.read_bytes() != _serving(issued)
+
     def write(self, issued: Issued) -> bool:
         """Write `issued` when it differs from what is there; True when something changed."""
         changed = _replace(self.bundle, issued.bundle)
-        return _replace(self.serving, issued.key + issued.certificate) or changed
+        return _replace(self.serving, _serving(issued)) or changed
+
+
+def _serving(issued: Issued) -> bytes:
+    return issued.key + issued.certificate
 
 
 def _replace(path: Path, content: bytes) -> bool:
@@ -195,6 +208,8 @@ class WebhookCertificates:
     def _publish(self, issued: Issued) -> None:
         if self.policy.configuration:
             self._patch_configuration(base64.b64encode(issued.bundle).decode())
+        if self.files.replaces(issued):
+            time.sleep(self.policy.propagation_seconds)
         if self.files.write(issued):
             log.info("serving the webhook certificate valid until %s", expires(issued))
 

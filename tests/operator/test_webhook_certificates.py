@@ -105,6 +105,7 @@ def certificates(kube_client, namespace: str, directory: Path, *, configuration_
             validity=90 * DAY,
             renew_before=30 * DAY,
             check_interval=60,
+            propagation_seconds=0,
         ),
         files=TlsFiles(directory),
         clock=clock,
@@ -143,9 +144,19 @@ def test_issues_stores_publishes_and_renews_only_when_due(
         stored.metadata.resource_version
     )
 
-    # Due: a new CA and certificate; the bundle still trusts the previous CA.
+    # Due: a new CA and certificate; the bundle still trusts the previous CA. The API server
+    # is given the new bundle before the new certificate is served.
+    seen_when_served: list[bytes] = []
+    write = renewer.files.write
+
+    def write_and_record(issued):
+        seen_when_served.append(ca_bundle(control_plane, name))
+        return write(issued)
+
+    renewer.files.write = write_and_record  # type: ignore[method-assign]
     clock.now = START + 61 * DAY
     renewed = renewer.ensure()
+    assert seen_when_served == [renewed.bundle]
     assert renewed.certificate != issued.certificate
     bundle = x509.load_pem_x509_certificates(ca_bundle(control_plane, name))
     assert len(bundle) == 2
