@@ -4,6 +4,7 @@ loopback port, or moto's server when ElasticMQ cannot be had. Never AWS."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -27,7 +28,8 @@ def elasticmq_classpath() -> str:
     """Resolve ElasticMQ with plain Maven once; the classpath is cached."""
     CACHE.mkdir(parents=True, exist_ok=True)
     pom = HERE / "elasticmq" / "pom.xml"
-    cached = CACHE / f"classpath-{hash(pom.read_text()) & 0xFFFFFFFF:x}.txt"
+    # hashlib, not hash(): str hashes differ between processes, so the cache never hit.
+    cached = CACHE / f"classpath-{hashlib.sha256(pom.read_bytes()).hexdigest()[:16]}.txt"
     if not cached.exists():
         subprocess.run(
             [

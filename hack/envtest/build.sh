@@ -26,6 +26,10 @@ HELM_VERSION=v3.19.5
 cache_root="${TASKQUEUE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskqueue}"
 assets="${KUBEBUILDER_ASSETS:-$cache_root/envtest/${KUBE_VERSION#v}}"
 mkdir -p "$assets"
+# One build at a time per assets directory: `make bench` starts one early, in the background,
+# and the benchmark run's own call then waits for it and finds everything built.
+exec 9>"$assets/.build.lock"
+flock 9
 
 log() { printf '[envtest] %s\n' "$*" >&2; }
 
