@@ -16,6 +16,7 @@ import pytest
 from cryptography import x509
 from harness import wait_for
 from operator_harness import OperatorProcess
+from taskqueue_operator.certs import issue
 from taskqueue_operator.webhookcerts import (
     CertificatePolicy,
     TlsFiles,
@@ -248,5 +249,51 @@ def test_the_api_server_keeps_calling_the_webhook_across_renewals(
         assert len(x509.load_pem_x509_certificates(ca_bundle(control_plane, name))) == 2
         assert kubectl_apply(make_manifest()).returncode == 0
         assert "Traceback" not in operator.output()
+    finally:
+        operator.stop()
+
+
+def test_a_mounted_certificate_is_served_again_when_it_changes(
+    control_plane, crd, namespace, tmp_path
+):
+    """cert-manager renews the Secret and the kubelet swaps the mounted files (a symlink to a
+    new directory); the operator serves the new certificate without a restart."""
+    mounted = tmp_path / "tls"
+
+    def mount(generation: str) -> Any:
+        issued = issue(
+            ["127.0.0.1", "localhost"], validity=DAY, now=datetime.datetime.now(datetime.UTC)
+        )
+        directory = tmp_path / generation
+        directory.mkdir()
+        (directory / "tls.crt").write_bytes(issued.certificate)
+        (directory / "tls.key").write_bytes(issued.key)
+        (directory / "ca.crt").write_bytes(issued.bundle)
+        link = tmp_path / f".{generation}"
+        link.symlink_to(directory)
+        link.replace(mounted)  # one atomic rename, as the kubelet does
+        return x509.load_pem_x509_certificate(issued.certificate)
+
+    first = mount("one")
+    operator = OperatorProcess(
+        control_plane,
+        tmp_path,
+        namespaces=namespace,
+        webhook_managed="false",
+        webhook_cert_dir=str(mounted),
+    )
+    try:
+        operator.wait_ready()
+
+        def served() -> x509.Certificate | None:
+            try:
+                return x509.load_pem_x509_certificate(served_certificate(operator.webhook_port))
+            except OSError:
+                return None
+
+        wait_for(lambda: served() == first, timeout=30)
+        second = mount("two")
+        wait_for(lambda: served() == second, timeout=30)
+        assert operator.process.poll() is None
     finally:
         operator.stop()
