@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from harness import wait_for
-from operator_harness import OperatorProcess, condition, events, get
+from operator_harness import OperatorProcess, condition, create_credentials_secret, events, get
 from taskqueue_operator.failpoints import ALL as FAILPOINTS
 from taskqueue_operator.resource.render import render
 from taskqueue_operator.resource.validation import parse
@@ -333,16 +333,7 @@ def test_processor_and_operator_pods_pass_the_restricted_pod_security_standard(
 
 def test_credentials_never_leak(control_plane, operator, namespace, make_manifest, kubectl_apply):
     secret_value = "S3cr3tValue-do-not-leak-9f2c"
-    control_plane.kubectl_run(
-        "create",
-        "secret",
-        "generic",
-        "sqs",
-        "-n",
-        namespace,
-        "--from-literal=AWS_ACCESS_KEY_ID=AKIDLEAKCHECK",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_value}",
-    )
+    create_credentials_secret(control_plane, namespace, key_id="AKIDLEAKCHECK", secret=secret_value)
     document = make_manifest()
     document["spec"]["sqs"]["credentialsSecret"] = "sqs"
     kubectl_apply(document)

@@ -112,6 +112,22 @@ class OperatorProcess:
         )
 
 
+def create_credentials_secret(
+    plane: ControlPlane, namespace: str, *, key_id: str, secret: str, name: str = "sqs"
+) -> None:
+    """The Secret a TaskQueue names in spec.sqs.credentialsSecret."""
+    plane.kubectl_run(
+        "create",
+        "secret",
+        "generic",
+        name,
+        "-n",
+        namespace,
+        f"--from-literal=AWS_ACCESS_KEY_ID={key_id}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={secret}",
+    )
+
+
 def get(plane: ControlPlane, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
     result = plane.kubectl_run("get", kind, name, "-n", namespace, "-o", "json", check=False)
     if result.returncode != 0:
