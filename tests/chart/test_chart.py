@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 from harness import wait_for
-from operator_harness import OperatorProcess, condition, get
+from operator_harness import OperatorProcess, condition, create_credentials_secret, get
 from taskqueue_operator import permissions
 from taskqueue_operator.resource.crd import build_crd
 from taskqueue_operator.settings import from_environment
@@ -292,6 +292,23 @@ def webhook_ca_bundle(plane) -> bytes:
     return base64.b64decode(webhook["webhooks"][0]["clientConfig"].get("caBundle", ""))
 
 
+def adopt_existing_crd(plane, *, release: str, namespace: str) -> None:
+    """A CRD applied earlier in the session (by kubectl, as the operator tests do) is handed
+    to the release the way Helm documents for existing objects, so test order does not
+    matter."""
+    crd = "crd/taskqueues.taskqueue.dev"
+    if plane.kubectl_run("get", crd, check=False).returncode != 0:
+        return
+    plane.kubectl_run("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+    plane.kubectl_run(
+        "annotate",
+        crd,
+        f"meta.helm.sh/release-name={release}",
+        f"meta.helm.sh/release-namespace={namespace}",
+        "--overwrite",
+    )
+
+
 def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, prefix, queues):
     release_ns = "taskqueue-system"
     apps_ns = f"apps-{prefix.strip('-')}"
@@ -309,6 +326,7 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
         "--set",
         "webhook.failurePolicy=Ignore",  # no pods run in the test cluster
     ]
+    adopt_existing_crd(control_plane, release="tq", namespace=release_ns)
     result = helm(
         control_plane, "install", "tq", str(CHART), "-n", release_ns, "--wait=false", *base
     )
@@ -365,16 +383,7 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
                     "processors": [{"name": "main", "tasks": ["record:job"]}],
                 },
             }
-            control_plane.kubectl_run(
-                "create",
-                "secret",
-                "generic",
-                "sqs",
-                "-n",
-                apps_ns,
-                "--from-literal=AWS_ACCESS_KEY_ID=testing",
-                "--from-literal=AWS_SECRET_ACCESS_KEY=testing",
-            )
+            create_credentials_secret(control_plane, apps_ns, key_id="testing", secret="testing")
             control_plane.kubectl_run("apply", "-f", "-", input=json.dumps(document))
             wait_for(
                 lambda: (
