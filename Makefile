@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/taskqueue dev
+	$(BIN)/kube-taskqueue dev
 
 envtest:
 	@hack/envtest/build.sh
@@ -49,7 +49,7 @@ soak: $(BENCH_STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 crds: $(STAMP)
-	$(BIN)/taskqueue crd --write
+	$(BIN)/kube-taskqueue crd --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

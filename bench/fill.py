@@ -82,7 +82,7 @@ def _copies(send_one: Callable[[], None], count: int) -> None:
 
 def main(system: str, count: int, sleep_ms: float, rate: float | None) -> None:
     if system in ("taskqueue", "handwritten"):
-        from taskqueue import Producer, SqsSettings
+        from kube_taskqueue import Producer, SqsSettings
 
         from bench.apps.tq_app import provider
 

@@ -287,7 +287,7 @@ def idle(*, endpoint: str, proxy: CountingProxy, seconds: float = 42) -> dict[st
 
 def enqueue_rates(*, endpoint: str, count: int = 2000) -> dict[str, float]:
     """Producer.enqueue one by one vs enqueue_many (SendMessageBatch), same payloads."""
-    from taskqueue import Producer, SqsSettings
+    from kube_taskqueue import Producer, SqsSettings
 
     from bench.apps.tq_app import provider
 

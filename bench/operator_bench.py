@@ -18,8 +18,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 from controlplane import ControlPlane
+from kube_taskqueue_operator.resource.crd import CRD_PATH
 from operator_harness import OperatorProcess
-from taskqueue_operator.resource.crd import CRD_PATH
 
 #: The binaries of the test control plane the operator benchmarks use (no helm).
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kubectl")
@@ -28,7 +28,7 @@ CONTROL_PLANE = ("etcd", "kube-apiserver", "kubectl")
 def manifest(name: str, namespace: str, endpoint: str) -> dict[str, Any]:
     prefix = f"o{uuid.uuid4().hex[:8]}-"
     return {
-        "apiVersion": "taskqueue.dev/v1alpha1",
+        "apiVersion": "kube_taskqueue.dev/v1alpha1",
         "kind": "TaskQueue",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {

@@ -63,7 +63,7 @@ def consumer_command(system: str, *, endpoint: str, queue: Queue, workers: int) 
         }
         path = Path(tempfile.mkdtemp()) / "processor.yaml"
         path.write_text(yaml.safe_dump(config))
-        return [PYTHON, "-m", "taskqueue.cli", "run", "--config", str(path)]
+        return [PYTHON, "-m", "kube_taskqueue.cli", "run", "--config", str(path)]
     if system == "handwritten":
         url = environment(endpoint=endpoint, queue=queue)["BENCH_QUEUE_URL"]
         return [PYTHON, "-m", "bench.apps.handwritten", endpoint, url, str(workers)]

@@ -12,8 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
+from kube_taskqueue_operator.resource.crd import CRD_PATH
 from moto.server import ThreadedMotoServer
-from taskqueue_operator.resource.crd import CRD_PATH
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
@@ -141,7 +141,7 @@ def operator(control_plane, crd, tmp_path_factory) -> Iterator[OperatorProcess]:
 
 def manifest(*, name: str, namespace: str, endpoint: str, prefix: str) -> dict[str, Any]:
     return {
-        "apiVersion": "taskqueue.dev/v1alpha1",
+        "apiVersion": "kube_taskqueue.dev/v1alpha1",
         "kind": "TaskQueue",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {

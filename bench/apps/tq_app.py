@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from kube_taskqueue import Provider
 from pydantic import BaseModel
-from taskqueue import Provider
 
 from bench.apps.work import work
 

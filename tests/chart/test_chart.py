@@ -14,12 +14,12 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 from harness import wait_for
+from kube_taskqueue_operator import permissions
+from kube_taskqueue_operator.resource.crd import build_crd
+from kube_taskqueue_operator.settings import from_environment
 from operator_harness import OperatorProcess, condition, create_credentials_secret, get
-from taskqueue_operator import permissions
-from taskqueue_operator.resource.crd import build_crd
-from taskqueue_operator.settings import from_environment
 
-CHART = Path(__file__).parents[2] / "charts" / "taskqueue-operator"
+CHART = Path(__file__).parents[2] / "charts" / "kube-taskqueue-operator"
 VALUES = {"default": None, "dev": CHART / "values-dev.yaml", "prod": CHART / "values-prod.yaml"}
 #: Kinds whose CRDs (cert-manager, Prometheus Operator) the test cluster does not have.
 FOREIGN_KINDS = {"Certificate", "Issuer", "PodMonitor"}
@@ -118,7 +118,7 @@ def test_the_crd_is_the_generated_one_and_is_kept_on_uninstall(control_plane):
 def test_helpers_are_prefixed_and_selectors_carry_no_version(control_plane):
     helpers = (CHART / "templates" / "_helpers.tpl").read_text()
     defines = re.findall(r'define "([^"]+)"', helpers)
-    assert defines and all(name.startswith("taskqueue-operator.") for name in defines)
+    assert defines and all(name.startswith("kube-taskqueue-operator.") for name in defines)
     [deployment] = [o for o in template(control_plane) if o["kind"] == "Deployment"]
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert "helm.sh/chart" not in selector and "app.kubernetes.io/version" not in selector
@@ -179,7 +179,7 @@ def test_rbac_grants_only_what_the_operator_uses(control_plane, extra):
     }
     issues_certificate = "webhook.certManager.enabled=true" not in extra
     assert named_secrets == (
-        {(("ops", ("t-taskqueue-operator-webhook-tls",), v)) for v in ("get", "update")}
+        {(("ops", ("t-kube-taskqueue-operator-webhook-tls",), v)) for v in ("get", "update")}
         if issues_certificate
         else set()
     )
@@ -221,10 +221,10 @@ def test_environment_values_reach_the_operator(control_plane):
         "eu-west-1",
         "prod-",
     )
-    assert env["TASKQUEUE_PEERING"] == "taskqueue-operator"
+    assert env["TASKQUEUE_PEERING"] == "kube-taskqueue-operator"
     [account] = [o for o in objects if o["kind"] == "ServiceAccount"]
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
-        ":role/taskqueue-operator"
+        ":role/kube-taskqueue-operator"
     )
     assert "strategy" not in deployment["spec"]  # rolling with peering; Recreate without
     assert pod["priorityClassName"] == "system-cluster-critical"
@@ -237,7 +237,7 @@ def test_environment_values_reach_the_operator(control_plane):
     [webhook] = [o for o in objects if o["kind"] == "ValidatingWebhookConfiguration"]
     assert (
         webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
-        == "ops/t-taskqueue-operator-webhook-tls"
+        == "ops/t-kube-taskqueue-operator-webhook-tls"
     )
     assert webhook["webhooks"][0]["clientConfig"]["service"]["path"] == "/taskqueue"
 
@@ -255,7 +255,7 @@ def test_without_cert_manager_the_operator_is_told_to_issue_the_certificate(cont
     assert settings.webhook_cert_secret == secret["metadata"]["name"]
     assert settings.webhook_configuration == webhook["metadata"]["name"]
     assert settings.webhook_cert_validity == 30 * 86400
-    assert "t-taskqueue-operator-webhook.ops.svc" in settings.webhook_hosts
+    assert "t-kube-taskqueue-operator-webhook.ops.svc" in settings.webhook_hosts
     assert settings.webhook_cert_dir is None
     assert all(v.get("secret") is None for v in pod["volumes"])
 
@@ -286,7 +286,7 @@ def service_account_kubeconfig(plane, directory: Path, namespace: str, account: 
 def webhook_ca_bundle(plane) -> bytes:
     webhook = json.loads(
         plane.kubectl_run(
-            "get", "validatingwebhookconfiguration", "tq-taskqueue-operator", "-o", "json"
+            "get", "validatingwebhookconfiguration", "tq-kube-taskqueue-operator", "-o", "json"
         ).stdout
     )
     return base64.b64decode(webhook["webhooks"][0]["clientConfig"].get("caBundle", ""))
@@ -331,9 +331,9 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
         control_plane, "install", "tq", str(CHART), "-n", release_ns, "--wait=false", *base
     )
     assert "STATUS: deployed" in result.stdout
-    assert "taskqueue validate" in result.stdout  # NOTES.txt
+    assert "kube-taskqueue validate" in result.stdout  # NOTES.txt
     try:
-        deployment = get(control_plane, "deployment", "tq-taskqueue-operator", release_ns)
+        deployment = get(control_plane, "deployment", "tq-kube-taskqueue-operator", release_ns)
         env = {
             e["name"]: e["value"]
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -343,7 +343,7 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
         # here), but the operator issues the certificate into the chart's Secret and
         # configuration all the same, with the chart's RBAC.
         kubeconfig = service_account_kubeconfig(
-            control_plane, tmp_path, release_ns, "tq-taskqueue-operator"
+            control_plane, tmp_path, release_ns, "tq-kube-taskqueue-operator"
         )
         settings = {
             k.removeprefix("TASKQUEUE_").lower(): v
@@ -358,20 +358,20 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
             operator.wait_ready()
             wait_for(lambda: webhook_ca_bundle(control_plane), timeout=30)
             secret_before = get(
-                control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns
+                control_plane, "secret", "tq-kube-taskqueue-operator-webhook-tls", release_ns
             )["data"]
             bundle = base64.b64decode(secret_before["ca.crt"])
             assert webhook_ca_bundle(control_plane) == bundle
             served = ssl.create_default_context(cadata=bundle.decode())
             # Verifies the chain and the Service's DNS name, as the API server would.
-            hostname = f"tq-taskqueue-operator-webhook.{release_ns}.svc"
+            hostname = f"tq-kube-taskqueue-operator-webhook.{release_ns}.svc"
             with (
                 socket.create_connection(("127.0.0.1", operator.webhook_port)) as raw,
                 served.wrap_socket(raw, server_hostname=hostname),
             ):
                 pass
             document = {
-                "apiVersion": "taskqueue.dev/v1alpha1",
+                "apiVersion": "kube_taskqueue.dev/v1alpha1",
                 "kind": "TaskQueue",
                 "metadata": {"name": "app", "namespace": apps_ns},
                 "spec": {
@@ -410,7 +410,7 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
             "reconcile.driftInterval=60",
         )
         assert "STATUS: deployed" in upgraded.stdout
-        deployment = get(control_plane, "deployment", "tq-taskqueue-operator", release_ns)
+        deployment = get(control_plane, "deployment", "tq-kube-taskqueue-operator", release_ns)
         env = {
             e["name"]: e["value"]
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -419,13 +419,15 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
         # The issued certificate and its CA bundle survive upgrades (Helm's three-way merge
         # leaves fields it never set).
         assert (
-            get(control_plane, "secret", "tq-taskqueue-operator-webhook-tls", release_ns)["data"]
+            get(control_plane, "secret", "tq-kube-taskqueue-operator-webhook-tls", release_ns)[
+                "data"
+            ]
             == secret_before
         )
         assert webhook_ca_bundle(control_plane) == bundle
     finally:
         helm(control_plane, "uninstall", "tq", "-n", release_ns, check=False)
-    assert get(control_plane, "deployment", "tq-taskqueue-operator", release_ns) is None
+    assert get(control_plane, "deployment", "tq-kube-taskqueue-operator", release_ns) is None
     assert (
         control_plane.kubectl_run("get", "crd", "taskqueues.taskqueue.dev", check=False).returncode
         == 0

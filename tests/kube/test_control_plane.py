@@ -12,9 +12,9 @@ import kopf
 import kubernetes
 import pytest
 import yaml
-from taskqueue_operator.resource.crd import CRD_PATH
-from taskqueue_operator.resource.render import render
-from taskqueue_operator.resource.validation import parse
+from kube_taskqueue_operator.resource.crd import CRD_PATH
+from kube_taskqueue_operator.resource.render import render
+from kube_taskqueue_operator.resource.validation import parse
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "manifests" / "accounts.yaml"
 

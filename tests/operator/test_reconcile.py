@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from harness import wait_for
+from kube_taskqueue_operator.resource.naming import TAG_OWNER
+from kube_taskqueue_operator.resource.render import render
+from kube_taskqueue_operator.resource.validation import parse
 from operator_harness import condition, contains, events, get
-from taskqueue_operator.resource.naming import TAG_OWNER
-from taskqueue_operator.resource.render import render
-from taskqueue_operator.resource.validation import parse
 
 
 def ready(plane, namespace, name="app", generation=None):
@@ -69,7 +69,7 @@ def test_apply_creates_queues_workloads_and_status(
                 "--show-managed-fields",
             ).stdout
         )["metadata"]["managedFields"]
-        assert {"manager": "taskqueue-operator", "operation": "Apply"}.items() <= managers[
+        assert {"manager": "kube-taskqueue-operator", "operation": "Apply"}.items() <= managers[
             0
         ].items()
 
@@ -110,7 +110,7 @@ def test_updates_converge(control_plane, operator, namespace, make_manifest, kub
     obj = wait_for(lambda: ready(control_plane, namespace), timeout=60)
     hash_before = get(control_plane, "deployment", "app-main", namespace)["spec"]["template"][
         "metadata"
-    ]["annotations"]["taskqueue.dev/config-hash"]
+    ]["annotations"]["kube_taskqueue.dev/config-hash"]
 
     spec = document["spec"]
     spec["queues"][0]["messageVisibilityTimeout"] = 40
@@ -127,7 +127,7 @@ def test_updates_converge(control_plane, operator, namespace, make_manifest, kub
     deployment = get(control_plane, "deployment", "app-main", namespace)
     assert deployment["spec"]["replicas"] == 3
     assert (
-        deployment["spec"]["template"]["metadata"]["annotations"]["taskqueue.dev/config-hash"]
+        deployment["spec"]["template"]["metadata"]["annotations"]["kube_taskqueue.dev/config-hash"]
         != hash_before
     )
     config = get(control_plane, "configmap", "app-main", namespace)["data"]["processor.yaml"]

@@ -15,13 +15,13 @@ import kubernetes
 import pytest
 from cryptography import x509
 from harness import wait_for
-from operator_harness import OperatorProcess
-from taskqueue_operator.certs import issue
-from taskqueue_operator.webhookcerts import (
+from kube_taskqueue_operator.certs import issue
+from kube_taskqueue_operator.webhookcerts import (
     CertificatePolicy,
     TlsFiles,
     WebhookCertificates,
 )
+from operator_harness import OperatorProcess
 
 DAY = datetime.timedelta(days=1)
 START = datetime.datetime.now(datetime.UTC)
@@ -45,7 +45,7 @@ def configuration(name: str, namespace: str, url: str) -> dict[str, Any]:
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
                 "rules": [
                     {
-                        "apiGroups": ["taskqueue.dev"],
+                        "apiGroups": ["kube_taskqueue.dev"],
                         "apiVersions": ["v1alpha1"],
                         "resources": ["taskqueues"],
                         "operations": ["CREATE", "UPDATE"],

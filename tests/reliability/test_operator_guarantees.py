@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 from harness import wait_for
+from kube_taskqueue_operator.failpoints import ALL as FAILPOINTS
+from kube_taskqueue_operator.resource.render import render
+from kube_taskqueue_operator.resource.validation import parse
 from operator_harness import OperatorProcess, condition, create_credentials_secret, events, get
-from taskqueue_operator.failpoints import ALL as FAILPOINTS
-from taskqueue_operator.resource.render import render
-from taskqueue_operator.resource.validation import parse
 
 Change = Callable[[dict[str, Any]], None]
 
@@ -226,7 +226,7 @@ def test_an_operator_crashing_at_each_step_converges_on_restart(
             "-n",
             namespace,
             "-l",
-            "taskqueue.dev/taskqueue=app",
+            "kube_taskqueue.dev/taskqueue=app",
             "-o",
             "jsonpath={.items[*].metadata.name}",
         ).stdout.split()
@@ -290,7 +290,7 @@ def test_processor_and_operator_pods_pass_the_restricted_pod_security_standard(
         "pod-security.kubernetes.io/warn=restricted",
     )
     processor_objects = render(parse(make_manifest()))
-    chart = Path(__file__).parents[2] / "charts" / "taskqueue-operator"
+    chart = Path(__file__).parents[2] / "charts" / "kube-taskqueue-operator"
     rendered = subprocess.run(
         [
             str(control_plane.helm),

@@ -1,4 +1,4 @@
-"""`taskqueue validate`, `render` and `crd` through the real console script."""
+"""`kube-taskqueue validate`, `render` and `crd` through the real console script."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-TASKQUEUE = Path(sys.executable).parent / "taskqueue"
+TASKQUEUE = Path(sys.executable).parent / "kube-taskqueue"
 
 
 def taskqueue(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -78,13 +78,13 @@ def test_validate_unreadable_input_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == f"taskqueue: error: {tmp_path / 'missing.yaml'}: no such file or directory"
+        == f"kube-taskqueue: error: {tmp_path / 'missing.yaml'}: no such file or directory"
     )
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: TaskQueue\nspec: [unclosed\n")
     result = taskqueue("validate", str(broken))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"taskqueue: error: {broken}: not valid YAML (line ")
+    assert result.stderr.startswith(f"kube-taskqueue: error: {broken}: not valid YAML (line ")
     assert "Traceback" not in result.stderr
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskqueue_operator.resource.crd import CHART_CRD_PATH, CRD_PATH, build_crd, render_crd
+from kube_taskqueue_operator.resource.crd import CHART_CRD_PATH, CRD_PATH, build_crd, render_crd
 
 
 def test_checked_in_crds_match_the_models():
-    assert CRD_PATH.read_text() == render_crd(), "run `taskqueue crd --write`"
-    assert CHART_CRD_PATH.read_text() == render_crd(), "run `taskqueue crd --write`"
+    assert CRD_PATH.read_text() == render_crd(), "run `kube-taskqueue crd --write`"
+    assert CHART_CRD_PATH.read_text() == render_crd(), "run `kube-taskqueue crd --write`"
 
 
 def walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:

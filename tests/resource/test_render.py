@@ -9,12 +9,16 @@ from typing import Any
 import kubernetes.client
 import pytest
 import yaml
-from taskqueue.assignment import assign
-from taskqueue.config import parse_config
-from taskqueue.provider import Provider
-from taskqueue_operator.resource import yamlio
-from taskqueue_operator.resource.render import CONFIG_HASH_ANNOTATION, render, render_queue_plan
-from taskqueue_operator.resource.validation import parse
+from kube_taskqueue.assignment import assign
+from kube_taskqueue.config import parse_config
+from kube_taskqueue.provider import Provider
+from kube_taskqueue_operator.resource import yamlio
+from kube_taskqueue_operator.resource.render import (
+    CONFIG_HASH_ANNOTATION,
+    render,
+    render_queue_plan,
+)
+from kube_taskqueue_operator.resource.validation import parse
 
 GOLDEN = Path(__file__).parent / "golden"
 MODELS = {
@@ -52,7 +56,7 @@ def test_one_configmap_and_deployment_per_processor_and_a_cronjob_per_schedule(m
     assert cron["metadata"]["name"] == "accounts-partitions-maintenance-job"
     assert cron["spec"]["schedule"] == "0 * * * *"
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][:2] == ["taskqueue", "enqueue"]
+    assert container["command"][:2] == ["kube-taskqueue", "enqueue"]
     assert container["command"][-3:] == ["--name", "partitions_maintenance:job", "{}"]
 
 
@@ -160,7 +164,7 @@ def test_owner_references_when_the_uid_is_known(manifest):
     for obj in render(parse(manifest)):
         [owner] = obj["metadata"]["ownerReferences"]
         assert owner == {
-            "apiVersion": "taskqueue.dev/v1alpha1",
+            "apiVersion": "kube_taskqueue.dev/v1alpha1",
             "kind": "TaskQueue",
             "name": "accounts",
             "uid": "1234-abcd",
@@ -183,7 +187,7 @@ def test_queue_plan_has_attributes_dead_letters_and_owner_tags(manifest):
     shared = plan[0]
     assert shared["name"] == "accounts-dev-shared"
     assert shared["attributes"] == {"VisibilityTimeout": "30"}
-    assert shared["tags"] == {"taskqueue.dev/owner": "billing/accounts"}
+    assert shared["tags"] == {"kube_taskqueue.dev/owner": "billing/accounts"}
     assert shared["deadLetter"]["name"] == "accounts-dev-shared-dlq"
     assert shared["deadLetter"]["maxReceiveCount"] == 5
     fifo = plan[2]

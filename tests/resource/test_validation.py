@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from taskqueue_operator.resource.validation import (
+from kube_taskqueue_operator.resource.validation import (
     InvalidDocument,
     parse,
     validate_against,
@@ -170,7 +170,7 @@ def test_an_overlong_deployment_name_is_refused(manifest):
 
 
 def test_region_comes_from_the_operator_default_when_the_spec_has_none(manifest):
-    from taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
+    from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 
     del manifest["spec"]["sqs"]["region"]
     del manifest["spec"]["sqs"]["queuePrefix"]

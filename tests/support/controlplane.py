@@ -34,7 +34,7 @@ DEFAULT_ASSETS = (
 
 ADMIN_USER = "admin"
 #: A user with no rights but those a test binds to it (e.g. the chart's RBAC).
-LIMITED_USER = "taskqueue-operator"
+LIMITED_USER = "kube-taskqueue-operator"
 
 
 class ControlPlaneError(RuntimeError):

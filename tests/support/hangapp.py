@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from kube_taskqueue import Provider
 from pydantic import BaseModel
-from taskqueue import Provider
 
 provider = Provider()
 release = threading.Event()

@@ -147,7 +147,7 @@ class Records:
 
 
 class ProcessorProcess:
-    """`taskqueue run` in a subprocess, as Kubernetes runs it."""
+    """`kube-taskqueue run` in a subprocess, as Kubernetes runs it."""
 
     def __init__(self, config: dict[str, Any], directory: Path, env: dict[str, str]) -> None:
         self.port = free_port()
@@ -157,7 +157,7 @@ class ProcessorProcess:
         self.log_path = self.config_path.with_suffix(".log")
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "taskqueue.cli", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "kube_taskqueue.cli", "run", "--config", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env, "PYTHONPATH": str(SUPPORT)},

@@ -1,4 +1,4 @@
-"""`taskqueue operator` in a subprocess against the test control plane, and helpers to read
+"""`kube-taskqueue operator` in a subprocess against the test control plane, and helpers to read
 what it made."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from controlplane import ControlPlane
 from harness import free_port, wait_for
 
-WEBHOOK_CONFIGURATION = "taskqueue.dev"
+WEBHOOK_CONFIGURATION = "kube_taskqueue.dev"
 
 
 class OperatorProcess:
@@ -46,7 +46,7 @@ class OperatorProcess:
         self.log_path = directory / f"operator-{self.health_port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "taskqueue.cli", "operator"],
+            [sys.executable, "-m", "kube_taskqueue.cli", "operator"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -10,8 +10,8 @@ import asyncio
 import os
 import time
 
+from kube_taskqueue import Message, Provider, current_message
 from pydantic import BaseModel
-from taskqueue import Message, Provider, current_message
 
 
 class RecordPayload(BaseModel):

@@ -1,7 +1,7 @@
 """Fault-injection scenarios for the processor's guarantees: at-least-once, nothing lost,
 duplicates only where a crash forces them.
 
-Each scenario enqueues messages with unique ids, runs real `taskqueue run` processes against
+Each scenario enqueues messages with unique ids, runs real `kube-taskqueue run` processes against
 an SQS server, injects its fault, then reconciles the sample app's durable execution log
 (`start|done|fail <id> <pid> <receive count>`) with the queue. The CI tests run them small on
 moto; `make soak` runs them large on ElasticMQ and writes bench/SOAK.md.
@@ -22,8 +22,8 @@ from typing import Any
 
 import boto3
 from harness import ProcessorProcess, Records, processor_config, wait_for
+from kube_taskqueue import Producer, SqsSettings
 from proxy import OutageProxy
-from taskqueue import Producer, SqsSettings
 
 Spawn = Callable[[dict[str, Any]], ProcessorProcess]
 

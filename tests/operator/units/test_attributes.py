@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from taskqueue_operator.queues import same_attribute
+from kube_taskqueue_operator.queues import same_attribute
 
 
 @pytest.mark.parametrize(

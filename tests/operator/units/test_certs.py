@@ -8,7 +8,7 @@ import datetime
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-from taskqueue_operator.certs import Issued, issue, merge_bundle, renewal_due
+from kube_taskqueue_operator.certs import Issued, issue, merge_bundle, renewal_due
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 DAY = datetime.timedelta(days=1)

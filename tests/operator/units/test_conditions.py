@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskqueue_operator.conditions import DEGRADED, INVALID, READY, condition, find, merge
+from kube_taskqueue_operator.conditions import DEGRADED, INVALID, READY, condition, find, merge
 
 
 def test_a_new_condition_gets_the_current_time():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 import pytest
-from taskqueue_operator.settings import OperatorSettings, from_environment
+from kube_taskqueue_operator.settings import OperatorSettings, from_environment
 
 
 def test_defaults_are_pinned():
@@ -17,7 +17,7 @@ def test_defaults_are_pinned():
         9443,
         False,
     )
-    assert settings.field_manager == "taskqueue-operator"
+    assert settings.field_manager == "kube-taskqueue-operator"
 
 
 def test_environment_values_are_parsed():
@@ -83,7 +83,7 @@ def test_certificate_settings_that_cannot_work_are_refused(environment, message)
 
 
 def test_the_operator_refuses_bad_settings_naming_the_variable(monkeypatch, capsys):
-    from taskqueue_operator.main import run
+    from kube_taskqueue_operator.main import run
 
     monkeypatch.setenv("TASKQUEUE_DRIFT_INTERVAL", "-3")
     monkeypatch.setenv("TASKQUEUE_WEBHOOK_CERT_SECRET", "tls")

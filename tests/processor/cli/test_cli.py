@@ -1,4 +1,4 @@
-"""The `taskqueue` console script: run, enqueue and dev, with their exit codes and messages."""
+"""The `kube-taskqueue` console script: run, enqueue and dev, with their exit codes and messages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 from harness import SUPPORT, processor_config
 
 # The console script installed next to this interpreter, as a user runs it.
-TASKQUEUE = Path(sys.executable).parent / "taskqueue"
+TASKQUEUE = Path(sys.executable).parent / "kube-taskqueue"
 
 
 def taskqueue(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -74,7 +74,7 @@ def test_enqueue_refuses_bad_input_and_sends_nothing(
         "enqueue", "--config", str(config_file), "--name", name, payload, cwd=tmp_path
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("taskqueue: error: ")
+    assert result.stderr.startswith("kube-taskqueue: error: ")
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert queues.counts("work") == (0, 0)
@@ -118,7 +118,7 @@ def test_dev_runs_the_example_app_against_an_embedded_sqs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "embedded SQS at http://127.0.0.1:" in result.stdout
-    assert "taskqueue enqueue --config" in result.stdout
+    assert "kube-taskqueue enqueue --config" in result.stdout
     progress = [line for line in result.stdout.splitlines() if line.startswith("processed ")]
     assert progress, result.stdout
     processed = int(progress[-1].split()[1])

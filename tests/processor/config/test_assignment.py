@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sampleapp
-from taskqueue.assignment import AssignmentError, assign, load_provider
+from kube_taskqueue.assignment import AssignmentError, assign, load_provider
 
 
 def test_omitted_task_set_takes_every_task():
@@ -42,6 +42,6 @@ def test_load_provider_errors_name_the_app():
         load_provider("no_such_module:provider")
     with pytest.raises(AssignmentError, match="has no 'missing'"):
         load_provider("sampleapp:missing")
-    with pytest.raises(AssignmentError, match=r"not a taskqueue\.Provider"):
+    with pytest.raises(AssignmentError, match=r"not a kube_taskqueue\.Provider"):
         load_provider("sampleapp:RecordPayload")
     assert load_provider("sampleapp:provider") is sampleapp.provider

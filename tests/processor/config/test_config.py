@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from taskqueue.config import ConfigError, ProcessorConfig, QueueSettings, load_config, parse_config
+from kube_taskqueue.config import (
+    ConfigError,
+    ProcessorConfig,
+    QueueSettings,
+    load_config,
+    parse_config,
+)
 
 
 def test_the_issue_example_parses(tmp_path: Path):

@@ -7,8 +7,8 @@ import json
 
 import sampleapp
 from harness import processor_config, wait_for
-from taskqueue import Producer, SqsSettings
-from taskqueue.config import ProcessorConfig
+from kube_taskqueue import Producer, SqsSettings
+from kube_taskqueue.config import ProcessorConfig
 
 
 def make_producer(endpoint: str, prefix: str) -> Producer:

@@ -10,7 +10,7 @@ import urllib.request
 import hangapp
 import sampleapp
 from harness import processor_config, wait_for
-from taskqueue import Producer, SqsSettings
+from kube_taskqueue import Producer, SqsSettings
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

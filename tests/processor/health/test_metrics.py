@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import botocore.exceptions
 import pytest
+from kube_taskqueue.metrics import Metrics
+from kube_taskqueue.sqs import make_client
 from prometheus_client import generate_latest
-from taskqueue.metrics import Metrics
-from taskqueue.sqs import make_client
 
 
 def test_series_are_cached_and_exported():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from taskqueue.logs import JsonFormatter, current_trace_id, log_context
+from kube_taskqueue.logs import JsonFormatter, current_trace_id, log_context
 
 
 def format_record(message: str, **extra) -> dict:

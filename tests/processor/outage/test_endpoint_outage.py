@@ -6,8 +6,8 @@ import time
 
 import sampleapp
 from harness import processor_config, wait_for
+from kube_taskqueue import Producer, SqsSettings
 from proxy import OutageProxy
-from taskqueue import Producer, SqsSettings
 
 
 def test_processor_survives_an_endpoint_outage(

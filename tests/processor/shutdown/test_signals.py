@@ -1,4 +1,4 @@
-"""SIGTERM and SIGKILL of a real `taskqueue run` process."""
+"""SIGTERM and SIGKILL of a real `kube-taskqueue run` process."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import sampleapp
 from harness import processor_config, wait_for
-from taskqueue import Producer, SqsSettings
+from kube_taskqueue import Producer, SqsSettings
 
 
 def test_sigterm_lets_running_tasks_finish_and_returns_the_rest_at_once(

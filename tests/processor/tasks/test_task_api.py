@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from kube_taskqueue import DuplicateTaskError, PayloadError, Producer, Provider, SendRequest, Task
+from kube_taskqueue.logs import log_context
+from kube_taskqueue.task import JOB_NAME_ATTRIBUTE, TRACE_ID_ATTRIBUTE
 from pydantic import BaseModel
-from taskqueue import DuplicateTaskError, PayloadError, Producer, Provider, SendRequest, Task
-from taskqueue.logs import log_context
-from taskqueue.task import JOB_NAME_ATTRIBUTE, TRACE_ID_ATTRIBUTE
 
 
 class Payload(BaseModel):

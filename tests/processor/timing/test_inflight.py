@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from taskqueue.inflight import Held, InFlight, Slots
-from taskqueue.sqs import QueueUrl, ReceiptHandle
-from taskqueue.task import Message
+from kube_taskqueue.inflight import Held, InFlight, Slots
+from kube_taskqueue.sqs import QueueUrl, ReceiptHandle
+from kube_taskqueue.task import Message
 
 
 def held(receipt: str, *, now: float, visibility: int = 30) -> Held:

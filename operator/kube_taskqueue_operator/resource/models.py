@@ -1,0 +1,356 @@
+"""The `TaskQueue` resource as pydantic models: the single source of truth for the CRD schema,
+the validation, the rendering and the operator.
+
+Attribute docstrings become the CRD's field descriptions (`kubectl explain taskqueue.spec`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import ConfigDict, Field
+
+GROUP = "kube_taskqueue.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "TaskQueue"
+PLURAL = "taskqueues"
+SINGULAR = "taskqueue"
+SHORT_NAMES = ["tq"]
+
+#: A Kubernetes DNS label (RFC 1123), as Deployment and ConfigMap names are built from it.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: SQS queue names: letters, digits, `-` and `_`; FIFO queues end in `.fifo`.
+QUEUE_NAME = r"^[A-Za-z0-9_-]+(\.fifo)?$"
+TASK_NAME = r"^[A-Za-z0-9_.:/-]+$"
+#: A Kubernetes resource quantity such as `500m` or `1Gi`.
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+
+# Bounds on list sizes keep the CEL rules' estimated cost within the API server's budget.
+MAX_QUEUES = 50
+MAX_TASKS = 100
+MAX_PROCESSORS = 20
+
+TaskName = Annotated[str, Field(pattern=TASK_NAME, min_length=1, max_length=80)]
+QueueName = Annotated[str, Field(pattern=QUEUE_NAME, min_length=1, max_length=75)]
+
+
+def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    """CEL rules the API server checks on its own (`x-kubernetes-validations`)."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": msg} for rule, msg in rules]}
+
+
+class _Model(pydantic.BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+
+class DeadLetterSpec(_Model):
+    """The queue's dead-letter queue, named `<queue>-dlq` (`<queue>-dlq.fifo` for FIFO)."""
+
+    max_receive_count: Annotated[int, Field(alias="maxReceiveCount", ge=1, le=1000)] = 5
+    """Receives after which a message moves to the dead-letter queue."""
+
+    message_retention_period: Annotated[
+        int, Field(alias="messageRetentionPeriod", ge=60, le=1_209_600)
+    ] = 1_209_600
+    """Seconds the dead-letter queue keeps a message (default and maximum: 14 days)."""
+
+
+class QueueSpec(_Model):
+    """One SQS queue: its poll settings, SQS attributes and dead-letter queue."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!has(self.contentBasedDeduplication) || self.name.endsWith('.fifo')",
+                "contentBasedDeduplication is only for FIFO queues (names ending in .fifo)",
+            ),
+            (
+                "!has(self.retryBackoffInitial) || !has(self.retryBackoffMax) "
+                "|| self.retryBackoffInitial <= self.retryBackoffMax",
+                "retryBackoffInitial must not exceed retryBackoffMax",
+            ),
+        )
+    )
+
+    name: QueueName
+    """Logical queue name; the SQS name is `sqs.queuePrefix` + this."""
+
+    poll_interval: Annotated[int, Field(alias="pollInterval", ge=1, le=3600)] = 10
+    """Longest time in seconds the queue goes unpolled (the long-poll wait, at most 20)."""
+
+    message_visibility_timeout: Annotated[
+        int, Field(alias="messageVisibilityTimeout", ge=2, le=43_200)
+    ] = 30
+    """Seconds a processor holds a message; renewed at half this while its task runs."""
+
+    max_batch_size: Annotated[int, Field(alias="maxBatchSize", ge=1, le=10)] = 10
+    """Most messages one poll takes (SQS allows 10)."""
+
+    retry_backoff_initial: Annotated[
+        int | None, Field(alias="retryBackoffInitial", ge=0, le=43_200)
+    ] = None
+    """Seconds a failed message stays hidden after its first failure (doubles after each)."""
+
+    retry_backoff_max: Annotated[int | None, Field(alias="retryBackoffMax", ge=0, le=43_200)] = None
+    """Cap of the retry backoff in seconds."""
+
+    message_retention_period: Annotated[
+        int | None, Field(alias="messageRetentionPeriod", ge=60, le=1_209_600)
+    ] = None
+    """SQS MessageRetentionPeriod in seconds (SQS default: 4 days)."""
+
+    delay_seconds: Annotated[int | None, Field(alias="delaySeconds", ge=0, le=900)] = None
+    """SQS DelaySeconds: how long new messages stay invisible."""
+
+    content_based_deduplication: Annotated[
+        bool | None, Field(alias="contentBasedDeduplication")
+    ] = None
+    """FIFO queues only: deduplicate by a hash of the body."""
+
+    tags: Annotated[dict[str, str] | None, Field(max_length=40)] = None
+    """Extra SQS tags (the operator adds its ownership tags)."""
+
+    dead_letter: Annotated[DeadLetterSpec | None, Field(alias="deadLetter")] = None
+    """When set, a dead-letter queue is created and set as the redrive target."""
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(".fifo")
+
+
+class TaskSpec(_Model):
+    """One task of the app: the queue its messages go to, and an optional schedule."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            ("!has(self.payload) || has(self.schedule)", "payload is only sent on a schedule"),
+        )
+    )
+
+    name: TaskName
+    """The task's name in the app's provider (the `JobName` of its messages)."""
+
+    queue: QueueName
+    """One of `spec.queues[].name`."""
+
+    schedule: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    """Cron schedule (five fields); a CronJob enqueues the task with `payload`."""
+
+    payload: dict[str, Any] | None = None
+    """Payload sent on schedule (a JSON object)."""
+
+
+class AutoscalingSpec(_Model):
+    """Scaling of one processor. When set, the operator leaves `replicas` alone."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+        )
+    )
+
+    min_replicas: Annotated[int, Field(alias="minReplicas", ge=0, le=1000)] = 1
+    max_replicas: Annotated[int, Field(alias="maxReplicas", ge=1, le=1000)] = 10
+    target_cpu_utilization: Annotated[
+        int, Field(alias="targetCPUUtilizationPercentage", ge=1, le=100)
+    ] = 80
+    """CPU target of the HorizontalPodAutoscaler the operator creates."""
+
+    external: bool = False
+    """True when another autoscaler (e.g. KEDA on queue depth) owns the replica count: the
+    operator then creates no HorizontalPodAutoscaler and never sets replicas."""
+
+
+class ResourceList(_Model):
+    cpu: Annotated[str | None, Field(pattern=QUANTITY)] = None
+    memory: Annotated[str | None, Field(pattern=QUANTITY)] = None
+
+
+class Resources(_Model):
+    """Container resources of the processor pods."""
+
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
+class EnvVar(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+    value: Annotated[str, Field(max_length=4096)] = ""
+
+
+class ProcessorSpec(_Model):
+    """One processor Deployment and the tasks it runs."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=40)]
+    """Processor name; the Deployment is `<TaskQueue name>-<processor name>`."""
+
+    tasks: Annotated[list[TaskName], Field(min_length=1, max_length=MAX_TASKS)]
+    """Names of the tasks it runs; every task of a queue it polls must be here."""
+
+    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Pods, unless `autoscaling` is set."""
+
+    workers: Annotated[int, Field(ge=1, le=1024)] = 8
+    """Worker threads per pod."""
+
+    shutdown_timeout: Annotated[int, Field(alias="shutdownTimeout", ge=0, le=86_400)] = 30
+    """Seconds running tasks get after SIGTERM; the pod's grace period covers it."""
+
+    resources: Resources | None = None
+    autoscaling: AutoscalingSpec | None = None
+    env: Annotated[list[EnvVar] | None, Field(max_length=100)] = None
+    """Extra environment variables of the processor container."""
+
+
+class SqsSpec(_Model):
+    """Where the queues live. Credentials are never inline."""
+
+    region: Annotated[str | None, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)] = (
+        None
+    )
+    """AWS region; absent means the operator's default (its --default-region)."""
+
+    endpoint: Annotated[str | None, Field(pattern=r"^https?://", max_length=255)] = None
+    """URL of an SQS-compatible service; absent means the operator's default, else AWS."""
+
+    queue_prefix: Annotated[
+        str, Field(alias="queuePrefix", pattern=r"^[A-Za-z0-9_-]*$", max_length=40)
+    ] = ""
+    """Prefix of every SQS queue name, e.g. per environment; empty means the operator's
+    default prefix."""
+
+    credentials_secret: Annotated[
+        str | None, Field(alias="credentialsSecret", pattern=DNS_LABEL, max_length=63)
+    ] = None
+    """Secret in this namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+    optionally AWS_SESSION_TOKEN); absent means the pod's identity (e.g. an IAM role)."""
+
+
+class TaskQueueSpec(_Model):
+    """Queues, tasks and the processors that run them, for one app."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.queues.all(q, self.queues.exists_one(r, r.name == q.name))",
+                "queue names must be unique",
+            ),
+            (
+                "self.tasks.all(t, self.tasks.exists_one(r, r.name == t.name))",
+                "task names must be unique",
+            ),
+            (
+                "self.processors.all(p, self.processors.exists_one(r, r.name == p.name))",
+                "processor names must be unique",
+            ),
+            (
+                "self.tasks.all(t, self.queues.exists(q, q.name == t.queue))",
+                "every task's queue must be declared in spec.queues",
+            ),
+            (
+                "self.processors.all(p, p.tasks.all(n, self.tasks.exists(t, t.name == n)))",
+                "processors may only name tasks declared in spec.tasks",
+            ),
+        )
+    )
+
+    image: Annotated[str, Field(min_length=1, max_length=512)]
+    """The processor image: the TaskQueue base image plus the app's code."""
+
+    app: Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$", max_length=256)]
+    """Import path of the app's task provider, `package.module:attribute`."""
+
+    sqs: SqsSpec
+    service_account_name: Annotated[
+        str | None, Field(alias="serviceAccountName", pattern=DNS_LABEL, max_length=63)
+    ] = None
+    """Service account of the processor pods (e.g. annotated with an IAM role)."""
+
+    deletion_policy: Annotated[Literal["Retain", "Delete"], Field(alias="deletionPolicy")] = (
+        "Retain"
+    )
+    """What happens to the SQS queues when the TaskQueue is deleted."""
+
+    adopt_existing_queues: Annotated[bool, Field(alias="adoptExistingQueues")] = False
+    """Take over queues that already exist without this resource's owner tag."""
+
+    queues: Annotated[list[QueueSpec], Field(min_length=1, max_length=MAX_QUEUES)]
+    tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS)]
+    processors: Annotated[list[ProcessorSpec], Field(min_length=1, max_length=MAX_PROCESSORS)]
+
+
+class Condition(_Model):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: Annotated[str, Field(alias="lastTransitionTime")]
+    observed_generation: Annotated[int | None, Field(alias="observedGeneration")] = None
+
+
+class QueueStatus(_Model):
+    name: str
+    url: str | None = None
+    arn: str | None = None
+    dead_letter_url: Annotated[str | None, Field(alias="deadLetterUrl")] = None
+    approximate_messages: Annotated[int | None, Field(alias="approximateMessages")] = None
+    approximate_in_flight: Annotated[int | None, Field(alias="approximateInFlight")] = None
+
+
+class ProcessorStatus(_Model):
+    name: str
+    desired_replicas: Annotated[int | None, Field(alias="desiredReplicas")] = None
+    ready_replicas: Annotated[int | None, Field(alias="readyReplicas")] = None
+
+
+class TaskQueueStatus(_Model):
+    """What the operator observed; it never writes `spec`."""
+
+    observed_generation: Annotated[int | None, Field(alias="observedGeneration")] = None
+    queue_count: Annotated[int | None, Field(alias="queueCount")] = None
+    """Queues of the spec (a printer column: JSONPath there shows only one list item)."""
+    processor_count: Annotated[int | None, Field(alias="processorCount")] = None
+    conditions: list[Condition] = []
+    queues: list[QueueStatus] = []
+    processors: list[ProcessorStatus] = []
+
+
+class Metadata(pydantic.BaseModel):
+    """The part of metadata rendering needs; everything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, Field(min_length=1)]
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+
+
+class TaskQueue(pydantic.BaseModel):
+    """A whole TaskQueue object, as read from a file or the API server."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    api_version: Annotated[Literal["kube_taskqueue.dev/v1alpha1"], Field(alias="apiVersion")] = (
+        "kube_taskqueue.dev/v1alpha1"
+    )
+    kind: Literal["TaskQueue"] = "TaskQueue"
+    metadata: Metadata
+    spec: TaskQueueSpec
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.metadata.name}"

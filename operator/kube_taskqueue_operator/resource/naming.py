@@ -1,0 +1,61 @@
+"""Names and labels of what a TaskQueue creates: SQS queues and Kubernetes objects."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from kube_taskqueue_operator.resource.models import TaskQueue
+
+DEAD_LETTER_SUFFIX = "-dlq"
+FIFO_SUFFIX = ".fifo"
+#: CronJob names are limited to 52 characters (the Job controller appends a suffix).
+MAX_CRONJOB_NAME = 52
+
+LABEL_TASKQUEUE = "kube_taskqueue.dev/taskqueue"
+LABEL_PROCESSOR = "kube_taskqueue.dev/processor"
+LABEL_TASK = "kube_taskqueue.dev/task"
+#: Owner tag on SQS queues: `<namespace>/<name>` of the TaskQueue.
+TAG_OWNER = "kube_taskqueue.dev/owner"
+TAG_OWNER_UID = "kube_taskqueue.dev/owner-uid"
+
+
+def physical_name(resource: TaskQueue, queue: str) -> str:
+    return resource.spec.sqs.queue_prefix + queue
+
+
+def dead_letter_name(resource: TaskQueue, queue: str) -> str:
+    name = physical_name(resource, queue)
+    if name.endswith(FIFO_SUFFIX):
+        return name[: -len(FIFO_SUFFIX)] + DEAD_LETTER_SUFFIX + FIFO_SUFFIX
+    return name + DEAD_LETTER_SUFFIX
+
+
+def workload_name(resource: TaskQueue, processor: str) -> str:
+    """Name of a processor's Deployment and ConfigMap."""
+    return f"{resource.metadata.name}-{processor}"
+
+
+def task_slug(task: str) -> str:
+    """A task name as a DNS label / label value: `partitions_maintenance:job` →
+    `partitions-maintenance-job`."""
+    return re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")[:63].strip("-")
+
+
+def cronjob_name(resource: TaskQueue, task: str) -> str:
+    """A DNS-label name for a scheduled task's CronJob; hashed when it would be too long."""
+    name = f"{resource.metadata.name}-{task_slug(task)}"
+    if len(name) <= MAX_CRONJOB_NAME:
+        return name
+    digest = hashlib.sha256(task.encode()).hexdigest()[:8]
+    return f"{name[: MAX_CRONJOB_NAME - 9].rstrip('-')}-{digest}"
+
+
+def common_labels(resource: TaskQueue) -> dict[str, str]:
+    # No app.kubernetes.io/instance: it is Argo CD's default tracking label, and an object
+    # carrying the Application's name would be pruned by Argo CD as its own.
+    return {
+        "app.kubernetes.io/name": "kube-taskqueue-processor",
+        "app.kubernetes.io/managed-by": "kube-taskqueue-operator",
+        LABEL_TASKQUEUE: resource.metadata.name,
+    }

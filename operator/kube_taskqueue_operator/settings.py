@@ -1,0 +1,147 @@
+"""The operator's settings: one validated tree, read from the environment at the entry point.
+
+Every variable is `TASKQUEUE_<FIELD>` (e.g. `TASKQUEUE_DRIFT_INTERVAL=300`); the chart sets
+them from its values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+import pydantic
+from pydantic import ConfigDict, Field
+
+from kube_taskqueue_operator.resource.defaults import SqsDefaults
+
+
+class OperatorSettings(pydantic.BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: list[str] = []
+    """Namespaces to watch; empty watches the whole cluster."""
+
+    default_region: str | None = None
+    """Region of TaskQueues that set none (per environment)."""
+    default_endpoint: str | None = None
+    """SQS endpoint of TaskQueues that set none (an SQS-compatible service)."""
+    default_queue_prefix: str = ""
+    """Queue-name prefix of TaskQueues that set none (per environment)."""
+
+    drift_interval: Annotated[float, Field(gt=0)] = 180
+    """Seconds between full re-checks of queues and workloads (repairs out-of-band changes).
+    A few minutes: each check costs a handful of SQS and API calls per TaskQueue."""
+
+    status_interval: Annotated[float, Field(gt=0)] = 30
+    """Seconds between refreshes of queue depths and replica counts in status."""
+
+    field_manager: str = "kube-taskqueue-operator"
+    """Server-side apply field manager, so our fields are ours alone."""
+
+    sqs_call_timeout: Annotated[float, Field(gt=0)] = 10
+
+    webhook_enabled: bool = True
+    webhook_host: str | None = None
+    """Host name the API server reaches the webhook at, for a URL-style registration
+    (development). Unset in-cluster, where the chart registers a Service reference."""
+    webhook_listen: str = "0.0.0.0"  # the API server connects from outside the pod
+    webhook_port: Annotated[int, Field(ge=1, le=65535)] = 9443
+    webhook_cert_dir: str | None = None
+    """Directory with tls.crt and tls.key (e.g. mounted from cert-manager's Secret); re-read
+    when the files change. Unset with no `webhook_cert_secret`: a self-signed certificate
+    made at start-up (development)."""
+    webhook_cert_secret: str | None = None
+    """Secret (in `webhook_namespace`) where the operator keeps the webhook certificate it
+    issues and renews itself, when cert-manager is off."""
+    webhook_namespace: str | None = None
+    """The operator's namespace: where the webhook's Service and certificate Secret live."""
+    webhook_service: str | None = None
+    """Service the API server calls the webhook through; its DNS names go into the
+    certificate."""
+    webhook_configuration: str | None = None
+    """ValidatingWebhookConfiguration whose CA bundle the operator keeps in step with the
+    certificate it issues (the chart's); unset when kopf registers the webhook itself."""
+    webhook_cert_validity: Annotated[float, Field(gt=0)] = 90 * 24 * 3600
+    """Seconds an issued certificate is valid: 90 days, cert-manager's default. It is
+    renewed when a third of that is left, as cert-manager does."""
+    webhook_cert_check_interval: Annotated[float, Field(gt=0)] = 60
+    """Seconds between checks of the stored certificate: how soon a replica serves a
+    certificate another replica renewed (the previous CA stays trusted meanwhile)."""
+    webhook_managed: bool = False
+    """Let the operator create/patch its ValidatingWebhookConfiguration (development)."""
+
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """Port of the liveness endpoint `/healthz`."""
+
+    peering: str | None = None
+    """kopf peering name for several replicas (one active, others standby); unset runs
+    standalone (one replica, `strategy: Recreate`)."""
+    priority: int = 0
+
+    log_format: str = "json"
+
+    failpoint: str | None = None
+    """Crash at this named point of a reconcile (reliability tests only)."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_certificate_source(self) -> OperatorSettings:
+        if self.webhook_cert_dir and self.webhook_cert_secret:
+            raise ValueError(
+                "set TASKQUEUE_WEBHOOK_CERT_DIR or TASKQUEUE_WEBHOOK_CERT_SECRET, not both"
+            )
+        if self.webhook_cert_secret:
+            if not self.webhook_namespace:
+                raise ValueError("TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_NAMESPACE")
+            if not self.webhook_hosts:
+                raise ValueError(
+                    "TASKQUEUE_WEBHOOK_CERT_SECRET needs TASKQUEUE_WEBHOOK_SERVICE or "
+                    "TASKQUEUE_WEBHOOK_HOST to name the certificate's hosts"
+                )
+        return self
+
+    @property
+    def webhook_hosts(self) -> tuple[str, ...]:
+        """Names the webhook certificate must cover."""
+        hosts: list[str] = []
+        if self.webhook_service and self.webhook_namespace:
+            service = f"{self.webhook_service}.{self.webhook_namespace}.svc"
+            hosts += [service, f"{service}.cluster.local"]
+        if self.webhook_host:
+            hosts.append(self.webhook_host)
+        return tuple(hosts)
+
+    @property
+    def sqs_defaults(self) -> SqsDefaults:
+        return SqsDefaults(
+            region=self.default_region,
+            endpoint=self.default_endpoint,
+            queue_prefix=self.default_queue_prefix,
+        )
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettings:
+    """Read `TASKQUEUE_*` variables; lists are comma-separated."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, object] = {}
+    for name, field in OperatorSettings.model_fields.items():
+        raw = environ.get(f"TASKQUEUE_{name.upper()}")
+        if raw is None:
+            continue
+        if field.annotation == list[str]:
+            data[name] = [item.strip() for item in raw.split(",") if item.strip()]
+        else:
+            data[name] = raw
+    return OperatorSettings.model_validate(data)
+
+
+def describe(error: pydantic.ValidationError) -> list[str]:
+    """One line per problem, naming the variable to fix."""
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["loc"]:
+            lines.append(f"TASKQUEUE_{str(problem['loc'][0]).upper()}: {message}")
+        else:
+            lines.append(message)
+    return lines

@@ -1,0 +1,137 @@
+"""The processor's configuration file: one validated tree, the contract the operator renders.
+
+Field names are camelCase in YAML (as in the seed's poll settings); durations are seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+import yaml
+from pydantic import ConfigDict, Field
+
+from kube_taskqueue.sqs import MAX_BATCH, MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and the field."""
+
+
+class _Model(pydantic.BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class QueueSettings(_Model):
+    """How one queue is polled, held and retried."""
+
+    poll_interval: Annotated[float, Field(alias="pollInterval", gt=0, le=3600)] = 10
+    """Longest time the queue goes unpolled, in seconds. It is the long-poll wait (at most
+    SQS's 20 s), so an idle queue costs one receive per interval and a busy one is polled
+    again as soon as workers are free."""
+
+    message_visibility_timeout: Annotated[
+        int, Field(alias="messageVisibilityTimeout", ge=2, le=MAX_VISIBILITY_SECONDS)
+    ] = 30
+    """The window, in seconds, a processor holds a received message. It is renewed at half
+    the window while the task runs, so a crashed processor's messages return within one
+    window and a long task is never handed to a second worker."""
+
+    max_batch_size: Annotated[int, Field(alias="maxBatchSize", ge=1, le=MAX_BATCH)] = MAX_BATCH
+    """Most messages one receive takes (SQS allows 10); fewer when fewer workers are free."""
+
+    url: str | None = None
+    """The queue's URL; when absent it is looked up by `sqs.queuePrefix` + the queue name."""
+
+    retry_backoff_initial: Annotated[
+        float, Field(alias="retryBackoffInitial", ge=0, le=MAX_VISIBILITY_SECONDS)
+    ] = 5
+    """Seconds a failed message stays hidden after its first failure; doubles each time."""
+
+    retry_backoff_max: Annotated[
+        float, Field(alias="retryBackoffMax", ge=0, le=MAX_VISIBILITY_SECONDS)
+    ] = 900
+    """Cap of the retry backoff, in seconds (SQS allows up to 12 hours)."""
+
+    @property
+    def wait_seconds(self) -> int:
+        return int(min(self.poll_interval, MAX_WAIT_SECONDS))
+
+
+class SqsSettings(_Model):
+    """Where SQS is. Credentials are never here: they come from the standard AWS chain."""
+
+    region: str = "us-east-1"
+    endpoint: str | None = None
+    queue_prefix: Annotated[str, Field(alias="queuePrefix")] = ""
+    call_timeout: Annotated[float, Field(alias="callTimeout", gt=0, le=120)] = 10
+    """Seconds to connect, and to wait for an answer beyond a long poll's own wait."""
+
+
+class HttpSettings(_Model):
+    """The health and metrics endpoint."""
+
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """0 picks a free port (tests); the chosen port is logged."""
+
+
+class ProcessorConfig(_Model):
+    app: Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]
+    """Import path of the provider: `package.module:attribute`."""
+
+    processor: Annotated[str, Field(min_length=1)] = "default"
+    tasks: list[str] | None = None
+    """This processor's task set; absent means every task of the provider."""
+
+    workers: Annotated[int, Field(ge=1, le=1024)] = 8
+    shutdown_timeout: Annotated[float, Field(alias="shutdownTimeout", ge=0, le=86_400)] = 30
+    """Seconds in-flight tasks get to finish after SIGTERM."""
+
+    stall_timeout: Annotated[float, Field(alias="stallTimeout", gt=0, le=86_400)] = 120
+    """Seconds a poller may go without progress before `/healthz` reports it stuck."""
+
+    log_level: Annotated[str, Field(alias="logLevel", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = (
+        "INFO"
+    )
+    sqs: SqsSettings = SqsSettings()
+    http: HttpSettings = HttpSettings()
+    queues: dict[str, QueueSettings] = {}
+
+    def queue_settings(self, queue: str) -> QueueSettings:
+        return self.queues.get(queue) or QueueSettings()
+
+    def physical_name(self, queue: str) -> str:
+        return self.sqs.queue_prefix + queue
+
+
+def parse_config(data: Any, *, source: str) -> ProcessorConfig:
+    """Validate a loaded document; errors name the source and every bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, got {_kind(data)}")
+    try:
+        return ProcessorConfig.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc']) or '(top)'}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise ConfigError(f"{source}: invalid configuration: " + "; ".join(problems)) from None
+
+
+def load_config(path: str | Path) -> ProcessorConfig:
+    """Read and validate a YAML configuration file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the configuration: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_config(data, source=str(path))
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
