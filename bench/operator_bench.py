@@ -28,7 +28,7 @@ CONTROL_PLANE = ("etcd", "kube-apiserver", "kubectl")
 def manifest(name: str, namespace: str, endpoint: str) -> dict[str, Any]:
     prefix = f"o{uuid.uuid4().hex[:8]}-"
     return {
-        "apiVersion": "kube_taskqueue.dev/v1alpha1",
+        "apiVersion": "taskqueue.dev/v1alpha1",
         "kind": "TaskQueue",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {

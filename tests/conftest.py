@@ -141,7 +141,7 @@ def operator(control_plane, crd, tmp_path_factory) -> Iterator[OperatorProcess]:
 
 def manifest(*, name: str, namespace: str, endpoint: str, prefix: str) -> dict[str, Any]:
     return {
-        "apiVersion": "kube_taskqueue.dev/v1alpha1",
+        "apiVersion": "taskqueue.dev/v1alpha1",
         "kind": "TaskQueue",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {

@@ -22,9 +22,9 @@ from kube_taskqueue_operator.workloads import Workloads
 log = logging.getLogger(__name__)
 
 RESOURCE = (GROUP, VERSION, PLURAL)
-FINALIZER = "kube_taskqueue.dev/finalizer"
-ANNOTATION_PREFIX = "kube_taskqueue.dev"
-WEBHOOK_CONFIGURATION = "kube_taskqueue.dev"
+FINALIZER = "taskqueue.dev/finalizer"
+ANNOTATION_PREFIX = "taskqueue.dev"
+WEBHOOK_CONFIGURATION = "taskqueue.dev"
 
 
 def configure_kopf(

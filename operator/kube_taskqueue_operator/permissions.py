@@ -19,13 +19,13 @@ class Permission:
 #: Permissions in each watched namespace (or cluster-wide when watching all).
 NAMESPACED = (
     Permission(
-        group="kube_taskqueue.dev",
+        group="taskqueue.dev",
         resources=("taskqueues",),
         verbs=("get", "list", "watch", "patch"),
         why="watch TaskQueues; kopf patches its finalizer and progress annotations",
     ),
     Permission(
-        group="kube_taskqueue.dev",
+        group="taskqueue.dev",
         resources=("taskqueues/status",),
         verbs=("get", "patch"),
         why="write conditions, queue URLs and replica counts",

@@ -371,7 +371,7 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
             ):
                 pass
             document = {
-                "apiVersion": "kube_taskqueue.dev/v1alpha1",
+                "apiVersion": "taskqueue.dev/v1alpha1",
                 "kind": "TaskQueue",
                 "metadata": {"name": "app", "namespace": apps_ns},
                 "spec": {

@@ -114,7 +114,7 @@ def test_argo_tracking_labels_and_annotations_are_never_copied():
     manifest = yaml.safe_load((EXAMPLES / "manifests" / "accounts.yaml").read_text())
     manifest["metadata"]["labels"] = {"app.kubernetes.io/instance": "accounts-tasks-prod"}
     manifest["metadata"]["annotations"] = {
-        "argocd.argoproj.io/tracking-id": "accounts-tasks-prod:kube_taskqueue.dev/TaskQueue:billing/accounts"
+        "argocd.argoproj.io/tracking-id": "accounts-tasks-prod:taskqueue.dev/TaskQueue:billing/accounts"
     }
     for obj in render(parse(manifest)):
         text = yaml.safe_dump(obj)

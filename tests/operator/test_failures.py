@@ -88,7 +88,7 @@ def test_an_operator_killed_mid_reconcile_converges_without_duplicates(
     ).stdout.split()
     assert sorted(deployments) == ["deployment.apps/app-main", "deployment.apps/app-others"]
     config_maps = control_plane.kubectl_run(
-        "get", "configmaps", "-n", namespace, "-l", "kube_taskqueue.dev/taskqueue=app", "-o", "name"
+        "get", "configmaps", "-n", namespace, "-l", "taskqueue.dev/taskqueue=app", "-o", "name"
     ).stdout.split()
     assert sorted(config_maps) == ["configmap/app-main", "configmap/app-others"]
 

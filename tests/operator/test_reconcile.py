@@ -110,7 +110,7 @@ def test_updates_converge(control_plane, operator, namespace, make_manifest, kub
     obj = wait_for(lambda: ready(control_plane, namespace), timeout=60)
     hash_before = get(control_plane, "deployment", "app-main", namespace)["spec"]["template"][
         "metadata"
-    ]["annotations"]["kube_taskqueue.dev/config-hash"]
+    ]["annotations"]["taskqueue.dev/config-hash"]
 
     spec = document["spec"]
     spec["queues"][0]["messageVisibilityTimeout"] = 40
@@ -127,7 +127,7 @@ def test_updates_converge(control_plane, operator, namespace, make_manifest, kub
     deployment = get(control_plane, "deployment", "app-main", namespace)
     assert deployment["spec"]["replicas"] == 3
     assert (
-        deployment["spec"]["template"]["metadata"]["annotations"]["kube_taskqueue.dev/config-hash"]
+        deployment["spec"]["template"]["metadata"]["annotations"]["taskqueue.dev/config-hash"]
         != hash_before
     )
     config = get(control_plane, "configmap", "app-main", namespace)["data"]["processor.yaml"]

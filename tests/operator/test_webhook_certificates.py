@@ -45,7 +45,7 @@ def configuration(name: str, namespace: str, url: str) -> dict[str, Any]:
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
                 "rules": [
                     {
-                        "apiGroups": ["kube_taskqueue.dev"],
+                        "apiGroups": ["taskqueue.dev"],
                         "apiVersions": ["v1alpha1"],
                         "resources": ["taskqueues"],
                         "operations": ["CREATE", "UPDATE"],

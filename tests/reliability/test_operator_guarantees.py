@@ -226,7 +226,7 @@ def test_an_operator_crashing_at_each_step_converges_on_restart(
             "-n",
             namespace,
             "-l",
-            "kube_taskqueue.dev/taskqueue=app",
+            "taskqueue.dev/taskqueue=app",
             "-o",
             "jsonpath={.items[*].metadata.name}",
         ).stdout.split()

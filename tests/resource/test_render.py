@@ -164,7 +164,7 @@ def test_owner_references_when_the_uid_is_known(manifest):
     for obj in render(parse(manifest)):
         [owner] = obj["metadata"]["ownerReferences"]
         assert owner == {
-            "apiVersion": "kube_taskqueue.dev/v1alpha1",
+            "apiVersion": "taskqueue.dev/v1alpha1",
             "kind": "TaskQueue",
             "name": "accounts",
             "uid": "1234-abcd",
@@ -187,7 +187,7 @@ def test_queue_plan_has_attributes_dead_letters_and_owner_tags(manifest):
     shared = plan[0]
     assert shared["name"] == "accounts-dev-shared"
     assert shared["attributes"] == {"VisibilityTimeout": "30"}
-    assert shared["tags"] == {"kube_taskqueue.dev/owner": "billing/accounts"}
+    assert shared["tags"] == {"taskqueue.dev/owner": "billing/accounts"}
     assert shared["deadLetter"]["name"] == "accounts-dev-shared-dlq"
     assert shared["deadLetter"]["maxReceiveCount"] == 5
     fifo = plan[2]

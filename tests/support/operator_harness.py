@@ -15,7 +15,7 @@ from typing import Any
 from controlplane import ControlPlane
 from harness import free_port, wait_for
 
-WEBHOOK_CONFIGURATION = "kube_taskqueue.dev"
+WEBHOOK_CONFIGURATION = "taskqueue.dev"
 
 
 class OperatorProcess:

@@ -54,10 +54,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* The namespaced permissions the operator uses (kept equal to
      operator/kube_taskqueue_operator/permissions.py by a test). */}}
 {{- define "kube-taskqueue-operator.namespacedRules" -}}
-- apiGroups: ["kube_taskqueue.dev"]
+- apiGroups: ["taskqueue.dev"]
   resources: ["taskqueues"]
   verbs: ["get", "list", "watch", "patch"]
-- apiGroups: ["kube_taskqueue.dev"]
+- apiGroups: ["taskqueue.dev"]
   resources: ["taskqueues/status"]
   verbs: ["get", "patch"]
 - apiGroups: [""]

@@ -1,5 +1,5 @@
 // Builds etcd (the root package of go.etcd.io/etcd/server/v3 is its main) for the test control plane.
-module kube_taskqueue.dev/hack/envtest/etcd
+module taskqueue.dev/hack/envtest/etcd
 
 go 1.24.0
 

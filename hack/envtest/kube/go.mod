@@ -1,5 +1,5 @@
 // Builds kube-apiserver and kubectl from k8s.io/kubernetes for the test control plane.
-module kube_taskqueue.dev/hack/envtest/kube
+module taskqueue.dev/hack/envtest/kube
 
 go 1.24.0
 

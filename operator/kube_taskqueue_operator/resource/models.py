@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import ConfigDict, Field
 
-GROUP = "kube_taskqueue.dev"
+GROUP = "taskqueue.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "TaskQueue"
@@ -340,8 +340,8 @@ class TaskQueue(pydantic.BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    api_version: Annotated[Literal["kube_taskqueue.dev/v1alpha1"], Field(alias="apiVersion")] = (
-        "kube_taskqueue.dev/v1alpha1"
+    api_version: Annotated[Literal["taskqueue.dev/v1alpha1"], Field(alias="apiVersion")] = (
+        "taskqueue.dev/v1alpha1"
     )
     kind: Literal["TaskQueue"] = "TaskQueue"
     metadata: Metadata

@@ -12,12 +12,12 @@ FIFO_SUFFIX = ".fifo"
 #: CronJob names are limited to 52 characters (the Job controller appends a suffix).
 MAX_CRONJOB_NAME = 52
 
-LABEL_TASKQUEUE = "kube_taskqueue.dev/taskqueue"
-LABEL_PROCESSOR = "kube_taskqueue.dev/processor"
-LABEL_TASK = "kube_taskqueue.dev/task"
+LABEL_TASKQUEUE = "taskqueue.dev/taskqueue"
+LABEL_PROCESSOR = "taskqueue.dev/processor"
+LABEL_TASK = "taskqueue.dev/task"
 #: Owner tag on SQS queues: `<namespace>/<name>` of the TaskQueue.
-TAG_OWNER = "kube_taskqueue.dev/owner"
-TAG_OWNER_UID = "kube_taskqueue.dev/owner-uid"
+TAG_OWNER = "taskqueue.dev/owner"
+TAG_OWNER_UID = "taskqueue.dev/owner-uid"
 
 
 def physical_name(resource: TaskQueue, queue: str) -> str:

@@ -19,7 +19,7 @@ from kube_taskqueue_operator.resource.models import API_VERSION, KIND, Processor
 HTTP_PORT = 8080
 CONFIG_DIR = "/etc/taskqueue"
 CONFIG_FILE = "processor.yaml"
-CONFIG_HASH_ANNOTATION = "kube_taskqueue.dev/config-hash"
+CONFIG_HASH_ANNOTATION = "taskqueue.dev/config-hash"
 #: Seconds the pod gets beyond the processor's own shutdown timeout (flush, exit).
 GRACE_MARGIN_SECONDS = 15
 #: The user the processor image runs as (see processor/Dockerfile).
