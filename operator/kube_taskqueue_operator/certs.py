@@ -25,6 +25,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 DEV_VALIDITY = datetime.timedelta(days=365)
 #: Clocks of the API server and the operator may differ a little.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
+#: RFC 5280's upper bound for a common name (ub-common-name).
+COMMON_NAME_LIMIT = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -66,6 +68,12 @@ def _builder(
     )
 
 
+def _common_name(text: str) -> x509.Name:
+    """A subject of one common name, cut to X.509's 64 characters: clients verify the
+    subjectAltNames, so a long Service name (release + chart + namespace) must not fail here."""
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text[:COMMON_NAME_LIMIT])])
+
+
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -84,7 +92,7 @@ def issue(
     if not hosts:
         raise ValueError("a webhook certificate needs at least one host name")
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hosts[0]} webhook CA")])
+    ca_name = _common_name(f"{hosts[0]} webhook CA")
     start, end = now - CLOCK_SKEW, now + validity
     ca = (
         _builder(subject=ca_name, issuer=ca_name, key=ca_key, start=start, end=end)
@@ -111,7 +119,7 @@ def issue(
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         _builder(
-            subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]),
+            subject=_common_name(hosts[0]),
             issuer=ca_name,
             key=key,
             start=start,
@@ -199,7 +207,7 @@ def self_signed(hosts: Iterable[str], directory: Path) -> tuple[Path, Path]:
     """Write tls.crt and tls.key for `hosts` (names or IPs) into `directory` (development)."""
     hosts = list(dict.fromkeys(hosts))
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    subject = _common_name(hosts[0])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         _builder(
