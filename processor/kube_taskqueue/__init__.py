@@ -13,7 +13,13 @@ from kube_taskqueue.config import (
     load_config,
 )
 from kube_taskqueue.logs import log_context
-from kube_taskqueue.producer import BatchResult, FailedMessage, Producer, SentMessage
+from kube_taskqueue.producer import (
+    BatchResult,
+    FailedMessage,
+    Producer,
+    QueueKindError,
+    SentMessage,
+)
 from kube_taskqueue.provider import DuplicateTaskError, Provider
 from kube_taskqueue.task import Message, PayloadError, SendRequest, Task, current_message
 
@@ -28,6 +34,7 @@ __all__ = [
     "ProcessorConfig",
     "Producer",
     "Provider",
+    "QueueKindError",
     "QueueSettings",
     "SendRequest",
     "SentMessage",

@@ -5,6 +5,7 @@ Field names are camelCase in YAML (as in the seed's poll settings); durations ar
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,9 +65,25 @@ class SqsSettings(_Model):
 
     region: str = "us-east-1"
     endpoint: str | None = None
+    """An SQS-compatible service's URL (`http://127.0.0.1:9324`); absent means AWS's."""
     queue_prefix: Annotated[str, Field(alias="queuePrefix")] = ""
     call_timeout: Annotated[float, Field(alias="callTimeout", gt=0, le=120)] = 10
     """Seconds to connect, and to wait for an answer beyond a long poll's own wait."""
+
+    # Checked here because boto3 refuses both only when a client is built, with a traceback.
+    @pydantic.field_validator("region")
+    @classmethod
+    def _region_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", value):
+            raise ValueError(f"{value!r} is not a region name such as eu-west-1")
+        return value
+
+    @pydantic.field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not a URL such as http://127.0.0.1:9324")
+        return value
 
 
 class HttpSettings(_Model):
@@ -114,7 +131,8 @@ def parse_config(data: Any, *, source: str) -> ProcessorConfig:
         return ProcessorConfig.model_validate(data)
     except pydantic.ValidationError as error:
         problems = [
-            f"{'.'.join(str(part) for part in item['loc']) or '(top)'}: {item['msg']}"
+            f"{'.'.join(str(part) for part in item['loc']) or '(top)'}: "
+            + item["msg"].removeprefix("Value error, ")
             for item in error.errors()
         ]
         raise ConfigError(f"{source}: invalid configuration: " + "; ".join(problems)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -14,6 +15,22 @@ log = logging.getLogger(__name__)
 
 #: A check returns the problems it sees; none means healthy.
 Check = Callable[[], list[str]]
+
+
+class HttpBindError(OSError):
+    """The endpoint cannot listen where it was told to (port taken, host not local...).
+
+    Raised before anything starts, so an entry point can name the setting to change
+    instead of showing a traceback.
+    """
+
+    def __init__(self, *, host: str, port: int, cause: OSError) -> None:
+        self.host = host
+        self.port = port
+        self.reason = (cause.strerror or str(cause)).rstrip(".")
+        #: True when the address is fine but the port is taken: change the port, not the host.
+        self.port_in_use = cause.errno == errno.EADDRINUSE
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}: {self.reason}")
 
 
 class HealthServer:
@@ -50,7 +67,10 @@ class HealthServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would drown the task logs
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as error:
+            raise HttpBindError(host=host, port=port, cause=error) from error
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="taskqueue-http", daemon=True

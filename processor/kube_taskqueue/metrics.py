@@ -45,7 +45,7 @@ class Metrics:
         )
         self.failed = Counter(
             "taskqueue_messages_failed",
-            "Messages whose task raised or timed out.",
+            "Task runs that raised or timed out (one per attempt of a message).",
             ["queue", "task"],
             registry=r,
         )
@@ -72,7 +72,8 @@ class Metrics:
         )
         self.unroutable = Counter(
             "taskqueue_messages_unroutable",
-            "Messages this processor could not hand to a task (left for redelivery).",
+            "Receives of messages this processor could not hand to a task (each is left for "
+            "redelivery, so one message counts once per receive).",
             ["queue", "reason"],
             registry=r,
         )

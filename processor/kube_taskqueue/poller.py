@@ -19,7 +19,7 @@ from kube_taskqueue.backoff import CallBackoff
 from kube_taskqueue.config import QueueSettings
 from kube_taskqueue.inflight import Held, InFlight, Slots
 from kube_taskqueue.metrics import Metrics
-from kube_taskqueue.sqs import QueueUrl, ReceiptHandle, SqsClient, is_transient
+from kube_taskqueue.sqs import QueueUrl, ReceiptHandle, SqsClient, describe_error, is_transient
 from kube_taskqueue.task import Message
 
 log = logging.getLogger(__name__)
@@ -132,10 +132,10 @@ class Poller:
             self._metrics.sqs_errors.labels(call="get_queue_url").inc()
             delay = self._backoff.next_delay()
             log.error(
-                "cannot find queue %r (SQS name %r): %s; retrying",
+                "cannot look up queue %r (SQS name %r): %s; retrying",
                 self.queue,
                 self._physical_name,
-                error,
+                describe_error(error),
                 extra={"queue": self.queue},
             )
             self._stopping.wait(delay if is_transient(error) else max(delay, 1.0))
@@ -162,7 +162,7 @@ class Poller:
             log.warning(
                 "receive from %r failed (%s); retrying in %.1f s",
                 self.queue,
-                error,
+                describe_error(error),
                 delay,
                 extra={"queue": self.queue},
             )

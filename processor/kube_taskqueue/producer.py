@@ -23,6 +23,32 @@ from kube_taskqueue.task import (
 
 #: SQS's limit on one message and on one batch request, in bytes.
 MAX_MESSAGE_BYTES = 262_144
+#: SQS requires FIFO queue names to end so, which lets a send be checked without a call.
+FIFO_SUFFIX = ".fifo"
+
+
+class QueueKindError(ValueError):
+    """A message that does not fit its queue's kind, found before anything is sent.
+
+    A FIFO queue needs a message group id on every message; a deduplication id is for
+    FIFO queues only (AWS refuses it on a standard queue).
+    """
+
+    def __init__(self, *, task: str, queue: str, fifo: bool) -> None:
+        self.task = task
+        self.queue = queue
+        self.fifo = fifo
+        if fifo:
+            problem = (
+                f"queue {queue!r} of task {task!r} is a FIFO queue: every message needs a "
+                "group id (group_id=, or SendRequest.group_id in the task's build_message)"
+            )
+        else:
+            problem = (
+                f"queue {queue!r} of task {task!r} is a standard queue: a deduplication id "
+                "is only for FIFO queues (names ending in .fifo)"
+            )
+        super().__init__(problem)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,9 +116,30 @@ class Producer:
                 self._urls[queue] = url
         return url
 
-    def enqueue(self, task: Task[Any], payload: pydantic.BaseModel | Mapping[str, Any]) -> str:
-        """Validate and send one message; returns its SQS message id."""
-        request = self.build_request(task, payload)
+    def is_fifo(self, queue: str) -> bool:
+        """Whether a logical queue is a FIFO queue, by its configured URL or its SQS name."""
+        with self._lock:
+            url = self._urls.get(queue)
+        return (url or self._prefix + queue).endswith(FIFO_SUFFIX)
+
+    def enqueue(
+        self,
+        task: Task[Any],
+        payload: pydantic.BaseModel | Mapping[str, Any],
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Validate and send one message; returns its SQS message id.
+
+        `group_id` and `deduplication_id` (FIFO queues) seed the `SendRequest` the task's
+        `build_message` receives, so a task that sets its own ids still has the last word.
+        Raises `PayloadError` or `QueueKindError` before sending when the message cannot fit.
+        """
+        request = self.build_request(
+            task, payload, group_id=group_id, deduplication_id=deduplication_id
+        )
+        self._check_kind(task, request)
         response = self._client.send_message(QueueUrl=self.queue_url(task.queue), **request)
         return str(response["MessageId"])
 
@@ -110,6 +157,8 @@ class Producer:
                 requests.append(self.build_request(task, payload))
             except PayloadError as error:
                 raise PayloadError(task=task.name, detail=f"item {index}: {error.detail}") from None
+        for request in requests:
+            self._check_kind(task, request)
         url = self.queue_url(task.queue)
         sent: list[SentMessage] = []
         failed: list[FailedMessage] = []
@@ -133,11 +182,19 @@ class Producer:
         return BatchResult(sent=sent, failed=failed)
 
     def build_request(
-        self, task: Task[Any], payload: pydantic.BaseModel | Mapping[str, Any]
+        self,
+        task: Task[Any],
+        payload: pydantic.BaseModel | Mapping[str, Any],
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
     ) -> dict[str, Any]:
         """The SendMessage arguments (without QueueUrl) for one payload of a task."""
         model = task.validate_payload(payload)
-        request = task.build_message(model, SendRequest(body=encode_payload(model)))
+        seed = SendRequest(
+            body=encode_payload(model), group_id=group_id, deduplication_id=deduplication_id
+        )
+        request = task.build_message(model, seed)
         if len(request.body.encode()) > MAX_MESSAGE_BYTES:
             raise PayloadError(
                 task=task.name,
@@ -164,6 +221,13 @@ class Producer:
         if request.deduplication_id is not None:
             arguments["MessageDeduplicationId"] = request.deduplication_id
         return arguments
+
+    def _check_kind(self, task: Task[Any], request: Mapping[str, Any]) -> None:
+        fifo = self.is_fifo(task.queue)
+        if fifo and "MessageGroupId" not in request:
+            raise QueueKindError(task=task.name, queue=task.queue, fifo=True)
+        if not fifo and "MessageDeduplicationId" in request:
+            raise QueueKindError(task=task.name, queue=task.queue, fifo=False)
 
 
 def _chunks(

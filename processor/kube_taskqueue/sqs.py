@@ -103,3 +103,36 @@ def is_transient(error: BaseException) -> bool:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         return code in TRANSIENT_ERROR_CODES or status >= 500
     return False
+
+
+#: Where boto3's default chain looks for credentials, for messages that say none were found.
+CREDENTIAL_SOURCES = (
+    "the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
+    "the shared credentials and config files (~/.aws/credentials, ~/.aws/config; "
+    "profile AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE, as IRSA sets it in a pod), "
+    "the container credentials endpoint (EKS Pod Identity, ECS) and the instance metadata service"
+)
+
+
+def describe_error(error: BaseException, *, endpoint: str | None = None) -> str:
+    """One line naming the real cause of a failed SQS call, for people, not for code.
+
+    Missing credentials are not a reachability problem, and a refused request is not a
+    network one: each gets its own wording, so the message says what to fix.
+    """
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return f"no AWS credentials were found; boto3 looks in {CREDENTIAL_SOURCES}"
+    if isinstance(error, botocore.exceptions.PartialCredentialsError):
+        return f"incomplete AWS credentials ({error}); boto3 looks in {CREDENTIAL_SOURCES}"
+    if isinstance(error, botocore.exceptions.ClientError):
+        detail = error.response.get("Error", {})
+        return f"SQS refused the request: {detail.get('Code')}: {detail.get('Message')}"
+    if is_transient(error):
+        details = getattr(error, "kwargs", {})
+        where = details.get("endpoint_url") or endpoint or "the AWS endpoint"
+        # urllib3's text ends in the cause ("[Errno 111] Connection refused") after its own
+        # description of the connection; botocore's repeats the URL.
+        cause = details.get("error")
+        reason = str(cause).rsplit(": ", 1)[-1] if cause is not None else str(error)
+        return f"cannot reach SQS at {where}: {reason}"
+    return str(error)
