@@ -6,19 +6,29 @@ Exit codes: 0 fine, 1 invalid TaskQueues (or CRD drift), 2 unreadable input or b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from kube_taskqueue_operator.resource import yamlio
 from kube_taskqueue_operator.resource.crd import CHART_CRD_PATH, CRD_PATH, render_crd
 from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from kube_taskqueue_operator.resource.manifests import ManifestError, load_taskqueues
 from kube_taskqueue_operator.resource.models import TaskQueue
-from kube_taskqueue_operator.resource.render import render, render_queue_plan
+from kube_taskqueue_operator.resource.render import render_queue_plan, render_text
 from kube_taskqueue_operator.resource.validation import InvalidDocument, parse, validate_all
 
 INVALID = 1
 USAGE = 2
+
+
+RENDER_HELP = """\
+Print the Kubernetes objects the operator applies for each TaskQueue (per processor a
+ConfigMap and a Deployment, an HPA when autoscaled, a CronJob per scheduled task), ready for
+`kubectl apply -f -`, `kubectl diff -f -` or kubeconform. The SQS queues the operator creates
+are not Kubernetes objects: they head the output as a YAML comment, and --queues prints them
+alone, as one QueuePlan document per TaskQueue (for review, not for kubectl)."""
 
 
 def main(argv: Sequence[str]) -> int:
@@ -26,9 +36,16 @@ def main(argv: Sequence[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser(
-        "validate", help="check TaskQueue manifests (files or directories) without a cluster"
+        "validate",
+        help="check TaskQueue manifests (files, directories, - for stdin) without a cluster",
+        description="Check TaskQueue manifests without a cluster: the schema, the rules of the "
+        "admission webhook, and across files (no SQS queue claimed twice). Directories are "
+        "read as `kubectl apply -f` reads them; Helm charts in them are skipped with a note "
+        "(validate what they render: helm template CHART -f VALUES | kube-taskqueue validate -).",
     )
-    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a file, a directory, or - for stdin"
+    )
     validate.add_argument(
         "--namespace", default="default", help="namespace of manifests without one"
     )
@@ -36,9 +53,23 @@ def main(argv: Sequence[str]) -> int:
     validate.set_defaults(handler=_validate)
 
     render_cmd = commands.add_parser(
-        "render", help="print the objects and queues the operator would create"
+        "render",
+        help="print the objects the operator would apply (and, with --queues, its queues)",
+        description=RENDER_HELP,
     )
-    render_cmd.add_argument("-f", "--filename", required=True, help="TaskQueue manifest")
+    render_cmd.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="TaskQueue manifest: a file, a directory, or - for stdin (repeatable)",
+    )
+    render_cmd.add_argument(
+        "--queues",
+        action="store_true",
+        help="print only the SQS queues (QueuePlan documents), not the Kubernetes objects",
+    )
     render_cmd.add_argument(
         "--namespace", default="default", help="namespace of manifests without one"
     )
@@ -48,9 +79,15 @@ def main(argv: Sequence[str]) -> int:
     crd = commands.add_parser("crd", help="print the CRD generated from the models")
     mode = crd.add_mutually_exclusive_group()
     mode.add_argument(
-        "--write", action="store_true", help="write it to crds/ and the chart's files/"
+        "--write",
+        action="store_true",
+        help="write it to crds/ and the chart's files/ (in a source checkout)",
     )
-    mode.add_argument("--check", action="store_true", help="exit 1 if the checked-in CRD differs")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if the checked-in CRD differs (in a source checkout)",
+    )
     crd.set_defaults(handler=_crd)
 
     operator = commands.add_parser(
@@ -63,9 +100,17 @@ def main(argv: Sequence[str]) -> int:
     try:
         code: int = options.handler(options)
     except ManifestError as error:
-        print(f"kube-taskqueue: error: {error}", file=sys.stderr)
+        _error(str(error))
         return USAGE
     return code
+
+
+def _error(message: str) -> None:
+    print(f"kube-taskqueue: error: {message}", file=sys.stderr)
+
+
+def _note(message: str) -> None:
+    print(f"kube-taskqueue: note: {message}", file=sys.stderr)
 
 
 def _add_defaults(parser: argparse.ArgumentParser) -> None:
@@ -87,14 +132,24 @@ def _defaults(options: argparse.Namespace) -> SqsDefaults:
     )
 
 
-def _load(
-    paths: Sequence[str], namespace: str, defaults: SqsDefaults
-) -> tuple[list[TaskQueue], list[str], dict[str, str]]:
-    """Parse every TaskQueue; returns resources, problem lines, and key → source."""
+@dataclasses.dataclass(kw_only=True)
+class _Loaded:
+    resources: list[TaskQueue]
+    problems: list[str]
+    """One line each, `source: namespace/name: message`."""
+    skipped: int
+    """Helm charts and templates left out (each with a note on stderr)."""
+
+
+def _load(paths: Sequence[str], namespace: str, defaults: SqsDefaults) -> _Loaded:
+    """Parse and validate every TaskQueue under the paths; notes go to stderr."""
+    manifests = load_taskqueues(paths, stdin=sys.stdin)
+    for note in manifests.notes:
+        _note(note)
     resources: list[TaskQueue] = []
-    problems: list[str] = []
+    problems = list(manifests.problems)
     sources: dict[str, str] = {}
-    for document in load_taskqueues(paths):
+    for document in manifests.documents:
         try:
             resource = with_defaults(parse(document.body, default_namespace=namespace), defaults)
         except InvalidDocument as error:
@@ -104,55 +159,66 @@ def _load(
         sources[resource.key] = document.source
     for problem in validate_all(resources):
         problems.append(f"{sources[problem.resource]}: {problem}")
-    return resources, problems, sources
+    return _Loaded(resources=resources, problems=problems, skipped=len(manifests.notes))
 
 
 def _validate(options: argparse.Namespace) -> int:
-    resources, problems, _ = _load(options.paths, options.namespace, _defaults(options))
-    for line in problems:
+    loaded = _load(options.paths, options.namespace, _defaults(options))
+    for line in loaded.problems:
         print(line, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    if loaded.problems:
+        print(f"{len(loaded.problems)} problem(s) found", file=sys.stderr)
         return INVALID
-    print(f"{len(resources)} TaskQueue(s) valid")
+    summary = f"{len(loaded.resources)} TaskQueue(s) valid"
+    if loaded.skipped:
+        summary += f" ({loaded.skipped} Helm chart(s) or template(s) skipped, see above)"
+    print(summary)
     return 0
 
 
 def _render(options: argparse.Namespace) -> int:
-    resources, problems, _ = _load([options.filename], options.namespace, _defaults(options))
-    if problems:
-        for line in problems:
+    loaded = _load(options.filename, options.namespace, _defaults(options))
+    if loaded.problems:
+        for line in loaded.problems:
             print(line, file=sys.stderr)
         return INVALID
-    if not resources:
-        print(f"kube-taskqueue: error: {options.filename}: no TaskQueue found", file=sys.stderr)
+    if not loaded.resources:
+        _error(f"{', '.join(options.filename)}: no TaskQueue found")
         return USAGE
-    documents = []
-    for resource in resources:
-        documents.append(render_queue_plan(resource))
-        documents.extend(render(resource))
-    sys.stdout.write(yamlio.dump_all(documents))
+    if options.queues:
+        sys.stdout.write(yamlio.dump_all(render_queue_plan(r) for r in loaded.resources))
+    else:
+        sys.stdout.write("---\n".join(render_text(r) for r in loaded.resources))
     return 0
 
 
 def _crd(options: argparse.Namespace) -> int:
     text = render_crd()
+    if not (options.write or options.check):
+        sys.stdout.write(text)
+        return 0
+    missing = [path.parent for path in (CRD_PATH, CHART_CRD_PATH) if not path.parent.is_dir()]
+    if missing:
+        # Installed from a wheel there is no checkout to write into.
+        _error(
+            f"crd --write and --check work in a source checkout of kube-taskqueue, and "
+            f"{missing[0]} does not exist; to install the CRD: "
+            "kube-taskqueue crd | kubectl apply --server-side -f -"
+        )
+        return USAGE
     if options.write:
         for path in (CRD_PATH, CHART_CRD_PATH):
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
         return 0
-    if options.check:
-        stale = [
-            path
-            for path in (CRD_PATH, CHART_CRD_PATH)
-            if not path.exists() or path.read_text(encoding="utf-8") != text
-        ]
-        for path in stale:
-            print(f"{path} is out of date: run `kube-taskqueue crd --write`", file=sys.stderr)
-        return INVALID if stale else 0
-    sys.stdout.write(text)
-    return 0
+    stale = [path for path in (CRD_PATH, CHART_CRD_PATH) if not _same(path, text)]
+    for path in stale:
+        print(f"{path} is out of date: run `kube-taskqueue crd --write`", file=sys.stderr)
+    return INVALID if stale else 0
+
+
+def _same(path: Path, text: str) -> bool:
+    return path.exists() and path.read_text(encoding="utf-8") == text
 
 
 def _operator(options: argparse.Namespace) -> int:

@@ -12,12 +12,13 @@ from typing import Any
 import kopf
 
 from kube_taskqueue_operator import failpoints
-from kube_taskqueue_operator.reconcile import Reconciler
+from kube_taskqueue_operator.queues import QueueError
+from kube_taskqueue_operator.reconcile import Emit, Reconciler
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
 from kube_taskqueue_operator.resource.validation import InvalidDocument, validate_against
 from kube_taskqueue_operator.settings import OperatorSettings
 from kube_taskqueue_operator.webhookserver import WebhookTls, server
-from kube_taskqueue_operator.workloads import Workloads
+from kube_taskqueue_operator.workloads import WorkloadError, Workloads
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,6 @@ def register(
     """Register every handler of the operator into `registry`; the admission webhook when
     `webhook_tls` is given."""
 
-    def emitter(body: kopf.Body) -> Any:
-        def emit(kind: str, reason: str, message: str) -> None:
-            kopf.event(body, type=kind, reason=reason, message=message[:1024])
-
-        return emit
-
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # In a pod: its service account; elsewhere: KUBECONFIG / ~/.kube/config.
@@ -86,9 +81,6 @@ def register(
         key = f"{body.metadata.namespace}/{body.metadata.name}"
         return {key: {"metadata": dict(body.metadata), "spec": dict(body.spec)}}
 
-    def peers(index: kopf.Index[str, Any]) -> list[dict[str, Any]]:
-        return [value for key in index for value in index[key]]
-
     if webhook_tls is not None:
 
         @kopf.on.validate(
@@ -99,7 +91,9 @@ def register(
             document = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
             try:
                 resource = reconciler.resolve(document)
-                others = [reconciler.resolve(p) for p in peers(taskqueues) if _valid(reconciler, p)]
+                others = [
+                    reconciler.resolve(p) for p in _peers(taskqueues) if _valid(reconciler, p)
+                ]
                 problems = [p.message for p in validate_against(resource, others)]
             except InvalidDocument as error:
                 problems = [p.message for p in error.problems]
@@ -110,7 +104,7 @@ def register(
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile")
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")
     def reconcile(body: kopf.Body, **kwargs: Any) -> None:
-        _reconcile(body, kwargs["taskqueues"])
+        _reconcile(reconciler, workloads, body, kwargs["taskqueues"])
 
     @kopf.timer(
         *RESOURCE,
@@ -121,7 +115,7 @@ def register(
         idle=operator.drift_interval / 2,
     )
     def drift(body: kopf.Body, **kwargs: Any) -> None:
-        _reconcile(body, kwargs["taskqueues"])
+        _reconcile(reconciler, workloads, body, kwargs["taskqueues"])
 
     @kopf.timer(
         *RESOURCE,
@@ -131,31 +125,64 @@ def register(
         initial_delay=operator.status_interval,
     )
     def refresh_status(body: kopf.Body, **_: Any) -> None:
-        if not body.get("status", {}).get("queues"):
-            return
-        workloads.patch_status(
-            namespace=body.metadata.namespace or "default",
-            name=body.metadata.name or "",
-            status=reconciler.refresh(_document(body)),
-        )
+        _refresh(reconciler, workloads, body)
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
     def finalize(body: kopf.Body, **_: Any) -> None:
-        reconciler.finalize(_document(body), emit=emitter(body))
+        try:
+            reconciler.finalize(_document(body), emit=_emitter(body))
+        except (QueueError, WorkloadError) as error:
+            _emitter(body)("Warning", error.reason, f"queues not released yet: {error}")
+            raise kopf.TemporaryError(str(error), delay=error.delay) from None
 
-    def _reconcile(body: kopf.Body, index: kopf.Index[str, Any]) -> None:
-        document = _document(body)
-        outcome = reconciler.reconcile(document, peers=peers(index), emit=emitter(body))
-        reconciler.failpoints.hit(failpoints.BEFORE_STATUS)
+
+def _emitter(body: kopf.Body) -> Emit:
+    def emit(kind: str, reason: str, message: str) -> None:
+        kopf.event(body, type=kind, reason=reason, message=message[:1024])
+
+    return emit
+
+
+def _peers(index: kopf.Index[str, Any]) -> list[dict[str, Any]]:
+    return [value for key in index for value in index[key]]
+
+
+def _reconcile(
+    reconciler: Reconciler, workloads: Workloads, body: kopf.Body, index: kopf.Index[str, Any]
+) -> None:
+    outcome = reconciler.reconcile(_document(body), peers=_peers(index), emit=_emitter(body))
+    reconciler.failpoints.hit(failpoints.BEFORE_STATUS)
+    try:
         workloads.patch_status(
             namespace=body.metadata.namespace or "default",
             name=body.metadata.name or "",
             status=outcome.status,
         )
-        if outcome.retry_after is not None:
-            raise kopf.TemporaryError(
-                outcome.status["conditions"][0]["message"], delay=outcome.retry_after
-            )
+    except WorkloadError as error:
+        raise kopf.TemporaryError(str(error), delay=error.delay) from None
+    if outcome.retry_after is not None:
+        # kopf logs a temporary error as one line (no traceback) and retries after the delay.
+        raise kopf.TemporaryError(
+            outcome.status["conditions"][0]["message"], delay=outcome.retry_after
+        )
+
+
+def _refresh(reconciler: Reconciler, workloads: Workloads, body: kopf.Body) -> None:
+    """The status timer: depths, replicas, and a queue deleted behind the operator's back."""
+    if not body.get("status", {}).get("queues"):
+        return
+    try:
+        workloads.patch_status(
+            namespace=body.metadata.namespace or "default",
+            name=body.metadata.name or "",
+            status=reconciler.refresh(_document(body)),
+        )
+    except InvalidDocument:
+        # A body this operator cannot parse (say, a field of a newer CRD): the reconcile
+        # reports it as condition Invalid; a traceback per tick would say nothing more.
+        return
+    except WorkloadError as error:
+        log.warning("status of %s not refreshed: %s", body.metadata.name, error)
 
 
 def _document(body: kopf.Body) -> dict[str, Any]:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 import kubernetes
 import pydantic
+import urllib3
+import yaml
 
 from kube_taskqueue_operator.failpoints import Failpoints
 from kube_taskqueue_operator.handlers import register
@@ -23,12 +27,71 @@ from kube_taskqueue_operator.workloads import Workloads
 log = logging.getLogger(__name__)
 
 
+class NoCredentials(Exception):
+    """Neither a service account nor a kubeconfig to reach the API server with."""
+
+
 def _client() -> kubernetes.client.ApiClient:
+    """Credentials as kopf's login looks for them: the pod's service account, else the
+    kubeconfig (`KUBECONFIG`, else `~/.kube/config`)."""
     try:
         kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+    except kubernetes.config.ConfigException as in_cluster:
+        try:
+            kubernetes.config.load_kube_config()
+        except (kubernetes.config.ConfigException, OSError, yaml.YAMLError) as kubeconfig:
+            raise NoCredentials(_no_credentials(in_cluster, kubeconfig)) from None
     return kubernetes.client.ApiClient()
+
+
+def _no_credentials(in_cluster: Exception, kubeconfig: Exception) -> str:
+    """One line: where credentials were looked for and what each place said."""
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        pod = "not in a pod (KUBERNETES_SERVICE_HOST is not set)"
+    else:
+        pod = f"the pod's service account: {in_cluster}"
+    named = os.environ.get("KUBECONFIG")
+    if named:
+        problem = _kubeconfig_problem(named.split(os.pathsep), kubeconfig)
+        config = f"KUBECONFIG={named} {problem}"
+    else:
+        problem = _kubeconfig_problem(["~/.kube/config"], kubeconfig)
+        config = f"KUBECONFIG is not set and ~/.kube/config {problem}"
+    return (
+        f"no Kubernetes credentials: {pod}; {config}. Run it in a pod with a service "
+        "account, or set KUBECONFIG to a kubeconfig file"
+    )
+
+
+def _kubeconfig_problem(paths: Sequence[str], error: Exception) -> str:
+    if not any(Path(path).expanduser().exists() for path in paths if path):
+        return "does not exist"
+    if isinstance(error, yaml.YAMLError):
+        return "is not valid YAML"
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"is not usable: {text.rstrip('.')}"
+
+
+def _connect(api: kubernetes.client.ApiClient, settings: OperatorSettings) -> Workloads:
+    """Check that the API server answers and takes the credentials, before kopf starts (it
+    would log a traceback per retry): one authenticated call, then discovery."""
+    urllib3_log = logging.getLogger("urllib3")
+    level = urllib3_log.level
+    urllib3_log.setLevel(logging.ERROR)  # its retry warnings say what the one line says
+    try:
+        kubernetes.client.VersionApi(api).get_code(_request_timeout=30)
+        return Workloads(api, field_manager=settings.field_manager)
+    finally:
+        urllib3_log.setLevel(level)
+
+
+def _unreachable(error: Exception) -> str:
+    if isinstance(error, kubernetes.client.ApiException):
+        refused = " (the credentials were refused)" if error.status == 401 else ""
+        return f"{error.status} {error.reason}{refused}"
+    reason = getattr(error, "reason", None) or error
+    # urllib3 prefixes the connection object's repr: keep what happened.
+    return str(reason).split("): ", 1)[-1]
 
 
 def run(argv: Sequence[str]) -> int:
@@ -52,17 +115,29 @@ def run(argv: Sequence[str]) -> int:
 
 
 def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
+    try:
+        api = _client()
+    except NoCredentials as error:
+        print(f"kube-taskqueue operator: {error}", file=sys.stderr)
+        return 2
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
-    api = _client()
+    try:
+        workloads = _connect(api, settings)
+    except (urllib3.exceptions.HTTPError, kubernetes.client.ApiException) as error:
+        print(
+            f"kube-taskqueue operator: cannot use the Kubernetes API server at "
+            f"{api.configuration.host}: {_unreachable(error)}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         tls = prepare(settings, api) if settings.webhook_enabled else None
     except CertificateError as error:
         log.error("cannot serve the admission webhook: %s", error)
         return 1
-    workloads = Workloads(api, field_manager=settings.field_manager)
     reconciler = Reconciler(
         workloads=workloads,
         clients=SqsClients(call_timeout=settings.sqs_call_timeout),

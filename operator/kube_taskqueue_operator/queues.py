@@ -40,6 +40,20 @@ class QueueError(Exception):
         self.delay = delay
 
 
+class QueueMissing(QueueError):
+    """A queue the status names no longer exists (deleted behind the operator's back)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"queue {url} does not exist", reason="QueueMissing", temporary=True)
+        self.url = url
+
+
+def _code(error: Exception) -> str:
+    if isinstance(error, botocore.exceptions.ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class QueueState:
     queue: str
@@ -148,10 +162,19 @@ class QueueManager:
         )
 
     def depth(self, url: str) -> tuple[int, int]:
-        attributes = self._client.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+        """(visible, in flight) messages; QueueMissing when the queue was deleted."""
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+        except Exception as error:
+            if _code(error) in _MISSING_CODES:
+                raise QueueMissing(url) from error
+            raise classify(error, queue=url.rsplit("/", 1)[-1]) from error
         return (
             int(attributes.get("ApproximateNumberOfMessages", 0)),
             int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
@@ -179,7 +202,7 @@ class QueueManager:
         try:
             return str(self._client.get_queue_url(QueueName=name)["QueueUrl"])
         except botocore.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING_CODES:
+            if _code(error) in _MISSING_CODES:
                 return None
             raise
 

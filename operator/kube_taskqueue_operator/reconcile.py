@@ -19,14 +19,23 @@ import botocore.config
 
 from kube_taskqueue_operator import conditions, failpoints
 from kube_taskqueue_operator.failpoints import Failpoints
-from kube_taskqueue_operator.queues import QueueError, QueueManager, QueueState
+from kube_taskqueue_operator.queues import (
+    QueueError,
+    QueueManager,
+    QueueMissing,
+    QueueState,
+    classify,
+)
 from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from kube_taskqueue_operator.resource.models import TaskQueue
 from kube_taskqueue_operator.resource.render import queue_plan, render
 from kube_taskqueue_operator.resource.validation import InvalidDocument, parse, validate_against
-from kube_taskqueue_operator.workloads import Workloads
+from kube_taskqueue_operator.workloads import WorkloadError, Workloads
 
 log = logging.getLogger(__name__)
+
+#: Reason of the conditions the status timer sets when a queue was deleted out of band.
+QUEUE_MISSING = "QueueMissing"
 
 #: (type, reason, message) of a Kubernetes event; type is Normal or Warning.
 Event = tuple[str, str, str]
@@ -139,46 +148,29 @@ class Reconciler:
         }
         try:
             states = self.ensure_queues(resource)
-        except QueueError as error:
+            self.failpoints.hit(failpoints.AFTER_QUEUES)
+            objects = render(resource)
+            changes = [change for state in states for change in state.changes]
+            changes += self._workloads.apply(
+                resource,
+                objects,
+                after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP),
+            )
+            changes += self._workloads.prune(resource, objects)
+            processors = self._workloads.processor_replicas(resource)
+        except (QueueError, WorkloadError) as error:
             emit("Warning", error.reason, str(error))
             return Outcome(
                 retry_after=error.delay if error.temporary else None,
                 status={
                     **base,
                     "conditions": conditions.merge(
-                        current,
-                        [
-                            conditions.condition(
-                                conditions.READY,
-                                False,
-                                reason=error.reason,
-                                message=str(error),
-                                generation=generation,
-                            ),
-                            conditions.condition(
-                                conditions.INVALID, False, reason="Valid", generation=generation
-                            ),
-                            conditions.condition(
-                                conditions.DEGRADED,
-                                True,
-                                reason=error.reason,
-                                message=str(error),
-                                generation=generation,
-                            ),
-                        ],
+                        current, _failed(error.reason, str(error), generation=generation)
                     ),
                 },
             )
-        self.failpoints.hit(failpoints.AFTER_QUEUES)
-        objects = render(resource)
-        changes = [change for state in states for change in state.changes]
-        changes += self._workloads.apply(
-            resource, objects, after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP)
-        )
-        changes += self._workloads.prune(resource, objects)
         if changes:
             emit("Normal", "Reconciled", "; ".join(changes))
-        processors = self._workloads.processor_replicas(resource)
         return Outcome(
             status={
                 **base,
@@ -186,21 +178,10 @@ class Reconciler:
                 "processors": processors,
                 "conditions": conditions.merge(
                     current,
-                    [
-                        conditions.condition(
-                            conditions.READY,
-                            True,
-                            reason="Reconciled",
-                            message=f"{len(states)} queues, {len(processors)} processors in place",
-                            generation=generation,
-                        ),
-                        conditions.condition(
-                            conditions.INVALID, False, reason="Valid", generation=generation
-                        ),
-                        conditions.condition(
-                            conditions.DEGRADED, False, reason="Healthy", generation=generation
-                        ),
-                    ],
+                    _healthy(
+                        f"{len(states)} queues, {len(processors)} processors in place",
+                        generation=generation,
+                    ),
                 ),
             }
         )
@@ -210,30 +191,81 @@ class Reconciler:
         return [manager.ensure(definition) for definition in queue_plan(resource)]
 
     def refresh(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Queue depths and replica counts, for the status timer (no changes made)."""
+        """Queue depths and replica counts, for the status timer (no changes made).
+
+        A queue deleted behind the operator's back shows as condition Degraded/QueueMissing
+        (and Ready False) until the drift timer re-creates it; other SQS trouble keeps the
+        last figures (the reconcile reports it)."""
         resource = self.resolve(body)
-        manager = self._manager(resource)
-        queues = []
-        for entry in body.get("status", {}).get("queues", []):
+        status = body.get("status", {})
+        queues, missing = self._depths(resource, status.get("queues", []))
+        result: dict[str, Any] = {
+            "queues": queues,
+            "processors": self._workloads.processor_replicas(resource),
+        }
+        current = status.get("conditions", [])
+        generation = status.get("observedGeneration")
+        if missing:
+            message = (
+                f"{'; '.join(missing)}: deleted outside the operator; the next drift check "
+                "re-creates it"
+            )
+            result["conditions"] = conditions.merge(
+                current, _failed(QUEUE_MISSING, message, generation=generation)
+            )
+        elif _reason(current, conditions.DEGRADED) == QUEUE_MISSING:
+            # The queue is back (the drift check re-created it): clear what this timer set,
+            # in case its write landed after the drift check's.
+            result["conditions"] = conditions.merge(
+                current, _healthy("the missing queues are back", generation=generation)
+            )
+        return result
+
+    def _depths(
+        self, resource: TaskQueue, entries: Iterable[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Status queue entries with fresh depths, and what names the missing queues."""
+        try:
+            manager = self._manager(resource)
+        except (QueueError, WorkloadError) as error:
+            log.warning("queue depths not refreshed: %s", error)
+            return [dict(entry) for entry in entries], []
+        queues: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for entry in entries:
             refreshed = dict(entry)
-            if entry.get("url"):
-                messages, in_flight = manager.depth(entry["url"])
-                refreshed.update(approximateMessages=messages, approximateInFlight=in_flight)
             queues.append(refreshed)
-        return {"queues": queues, "processors": self._workloads.processor_replicas(resource)}
+            if not entry.get("url"):
+                continue
+            try:
+                messages, in_flight = manager.depth(entry["url"])
+            except QueueMissing:
+                name = str(entry["url"]).rsplit("/", 1)[-1]
+                missing.append(f"SQS queue {name!r} of queue {entry.get('name')!r} is gone")
+                refreshed.update(approximateMessages=None, approximateInFlight=None)
+            except QueueError as error:
+                log.warning("depth of queue %s not refreshed: %s", entry.get("name"), error)
+            else:
+                refreshed.update(approximateMessages=messages, approximateInFlight=in_flight)
+        return queues, missing
 
     def finalize(self, body: Mapping[str, Any], *, emit: Emit) -> None:
-        """Deletion: retain (untag) or delete the queues, as the resource's policy says."""
+        """Deletion: retain (untag) or delete the queues, as the resource's policy says.
+        Raises QueueError or WorkloadError when SQS or the credentials Secret cannot be
+        reached (the deletion is retried)."""
         try:
             resource = self.resolve(body)
         except InvalidDocument:
             return  # never valid, so nothing was created
         manager = self._manager(resource)
         for definition in queue_plan(resource):
-            if resource.spec.deletion_policy == "Delete":
-                manager.delete(definition)
-            else:
-                manager.release(definition)
+            try:
+                if resource.spec.deletion_policy == "Delete":
+                    manager.delete(definition)
+                else:
+                    manager.release(definition)
+            except Exception as error:
+                raise classify(error, queue=definition.name) from error
         emit(
             "Normal",
             "QueuesDeleted" if resource.spec.deletion_policy == "Delete" else "QueuesRetained",
@@ -244,6 +276,7 @@ class Reconciler:
     # -- internals -------------------------------------------------------------------------
 
     def _manager(self, resource: TaskQueue) -> QueueManager:
+        """The queue manager of the resource; WorkloadError when its Secret is unreadable."""
         sqs = resource.spec.sqs
         credentials: Mapping[str, str] = {}
         if sqs.credentials_secret:
@@ -273,3 +306,31 @@ class Reconciler:
         if state.dead_letter_url:
             entry["deadLetterUrl"] = state.dead_letter_url
         return entry
+
+
+def _failed(reason: str, message: str, *, generation: int | None) -> list[dict[str, Any]]:
+    """Conditions of a valid resource that cannot be put in place."""
+    return [
+        conditions.condition(
+            conditions.READY, False, reason=reason, message=message, generation=generation
+        ),
+        conditions.condition(conditions.INVALID, False, reason="Valid", generation=generation),
+        conditions.condition(
+            conditions.DEGRADED, True, reason=reason, message=message, generation=generation
+        ),
+    ]
+
+
+def _healthy(message: str, *, generation: int | None) -> list[dict[str, Any]]:
+    return [
+        conditions.condition(
+            conditions.READY, True, reason="Reconciled", message=message, generation=generation
+        ),
+        conditions.condition(conditions.INVALID, False, reason="Valid", generation=generation),
+        conditions.condition(conditions.DEGRADED, False, reason="Healthy", generation=generation),
+    ]
+
+
+def _reason(current: Iterable[Mapping[str, Any]], kind: str) -> str | None:
+    found = conditions.find(current, kind)
+    return None if found is None else str(found.get("reason"))

@@ -13,6 +13,7 @@ from typing import Annotated
 import pydantic
 from pydantic import ConfigDict, Field
 
+from kube_taskqueue_operator import failpoints
 from kube_taskqueue_operator.resource.defaults import SqsDefaults
 
 
@@ -83,6 +84,14 @@ class OperatorSettings(pydantic.BaseModel):
 
     failpoint: str | None = None
     """Crash at this named point of a reconcile (reliability tests only)."""
+
+    @pydantic.field_validator("failpoint")
+    @classmethod
+    def _known_failpoint(cls, value: str | None) -> str | None:
+        # Checked here, so a typo is one line naming the variable, not a traceback later.
+        if value and value not in failpoints.ALL:
+            raise ValueError(f"unknown failpoint {value!r} (known: {', '.join(failpoints.ALL)})")
+        return value
 
     @pydantic.model_validator(mode="after")
     def _one_certificate_source(self) -> OperatorSettings:

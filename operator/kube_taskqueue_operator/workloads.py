@@ -4,8 +4,10 @@ spec no longer has, status writes, processor replica counts and credential Secre
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import kubernetes
@@ -24,6 +26,48 @@ MANAGED_KINDS = (
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("batch/v1", "CronJob"),
 )
+
+
+class WorkloadError(Exception):
+    """The API server refused what the operator did; the message names the object."""
+
+    def __init__(self, message: str, *, reason: str, temporary: bool, delay: float = 30) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.temporary = temporary
+        self.delay = delay
+
+
+def _refusal(error: kubernetes.client.ApiException) -> str:
+    """The API server's own message (its Status body), else the HTTP reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return (
+        f"{error.status} {error.reason}: {message}" if message else f"{error.status} {error.reason}"
+    )
+
+
+def _temporary(status: int | None) -> bool:
+    # Conflicts, throttling and server errors pass; a refused object stays refused until
+    # the spec changes (the drift timer still retries it).
+    return status is None or status in (409, 429) or status >= 500
+
+
+@contextlib.contextmanager
+def _refused(what: str) -> Iterator[None]:
+    """API errors but 404 as a WorkloadError naming `what`: a condition, not a traceback."""
+    try:
+        yield
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            raise  # the callers know what a missing object means
+        raise WorkloadError(
+            f"the API server refused {what}: {_refusal(error)}",
+            reason="ApplyFailed",
+            temporary=_temporary(error.status),
+        ) from None
 
 
 class Workloads:
@@ -45,12 +89,16 @@ class Workloads:
         """(kind, name) → resourceVersion of every object we manage for the resource."""
         found = {}
         for api_version, kind in MANAGED_KINDS:
+            for item in self._list(resource, api_version, kind):
+                found[(kind, item.metadata.name)] = item.metadata.resourceVersion
+        return found
+
+    def _list(self, resource: TaskQueue, api_version: str, kind: str) -> list[Any]:
+        with _refused(f"listing {kind}s in {resource.namespace}"):
             items = self._resource(api_version, kind).get(
                 namespace=resource.namespace, label_selector=self._selector(resource)
             )
-            for item in items.items:
-                found[(kind, item.metadata.name)] = item.metadata.resourceVersion
-        return found
+        return list(items.items)
 
     def apply(
         self,
@@ -66,13 +114,14 @@ class Workloads:
             if index == 1 and after_first is not None:
                 after_first()
             kind, name = obj["kind"], obj["metadata"]["name"]
-            applied = self._resource(obj["apiVersion"], kind).server_side_apply(
-                body=obj,
-                name=name,
-                namespace=resource.namespace,
-                field_manager=self._field_manager,
-                force_conflicts=True,
-            )
+            with _refused(f"{kind} {name}"):
+                applied = self._resource(obj["apiVersion"], kind).server_side_apply(
+                    body=obj,
+                    name=name,
+                    namespace=resource.namespace,
+                    field_manager=self._field_manager,
+                    force_conflicts=True,
+                )
             previous = before.get((kind, name))
             if previous is None:
                 changed.append(f"created {kind} {name}")
@@ -85,16 +134,14 @@ class Workloads:
         wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in keep}
         deleted = []
         for api_version, kind in MANAGED_KINDS:
-            items = self._resource(api_version, kind).get(
-                namespace=resource.namespace, label_selector=self._selector(resource)
-            )
-            for item in items.items:
+            for item in self._list(resource, api_version, kind):
                 if (kind, item.metadata.name) in wanted:
                     continue
                 try:
-                    self._resource(api_version, kind).delete(
-                        name=item.metadata.name, namespace=resource.namespace
-                    )
+                    with _refused(f"deleting {kind} {item.metadata.name}"):
+                        self._resource(api_version, kind).delete(
+                            name=item.metadata.name, namespace=resource.namespace
+                        )
                 except NotFoundError:
                     continue
                 deleted.append(f"deleted {kind} {item.metadata.name}")
@@ -106,7 +153,8 @@ class Workloads:
         for processor in resource.spec.processors:
             name = naming.workload_name(resource, processor.name)
             try:
-                item = deployments.get(name=name, namespace=resource.namespace)
+                with _refused(f"reading Deployment {name}"):
+                    item = deployments.get(name=name, namespace=resource.namespace)
             except NotFoundError:
                 result.append({"name": processor.name})
                 continue
@@ -121,11 +169,29 @@ class Workloads:
         return result
 
     def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource (never the spec)."""
-        kubernetes.client.CustomObjectsApi(self._api).patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
-        )
+        """Merge-patch the status subresource (never the spec); a TaskQueue deleted
+        meanwhile is left alone."""
+        try:
+            with _refused(f"the status of TaskQueue {namespace}/{name}"):
+                kubernetes.client.CustomObjectsApi(self._api).patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+                )
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
 
     def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        secret = kubernetes.client.CoreV1Api(self._api).read_namespaced_secret(name, namespace)
+        """The credentials Secret's data; WorkloadError when it cannot be read."""
+        try:
+            secret = kubernetes.client.CoreV1Api(self._api).read_namespaced_secret(name, namespace)
+        except kubernetes.client.ApiException as error:
+            missing = error.status == 404
+            raise WorkloadError(
+                f"the Secret {name!r} named by spec.sqs.credentialsSecret "
+                + ("does not exist" if missing else f"cannot be read: {_refusal(error)}")
+                + f" in namespace {namespace}; it needs AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY",
+                reason="CredentialsSecretMissing" if missing else "CredentialsSecretUnreadable",
+                temporary=True,
+            ) from None
         return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}

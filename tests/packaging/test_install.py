@@ -3,6 +3,7 @@ virtual environment, and the console script run from there (not from the editabl
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,13 +15,18 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "manifests" / "accounts.yaml"
+UNTRACKED = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
 
 
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
+    # A copy of the tree: setuptools leaves build/ and *.egg-info where it builds, and a
+    # build/lib copy of the packages in the checkout confuses mypy and imports afterwards.
+    tree = tmp_path_factory.mktemp("tree") / "src"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(*UNTRACKED))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--sdist", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--sdist", "--outdir", str(out), str(tree)],
         check=True,
         capture_output=True,
         timeout=600,

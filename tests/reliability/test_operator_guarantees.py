@@ -80,45 +80,51 @@ CORPUS: list[tuple[str, Change, str]] = [
     ("unknown spec field", at("surprise", True), 'unknown field "spec.surprise"'),
     ("unknown queue field", at("queues.0.colour", "blue"), "unknown field"),
     # rules the API server checks with CEL
+    # (their messageExpression names the culprit, as the webhook does)
     (
         "duplicate queue",
         apply_to(lambda s: s["queues"].append(copy.deepcopy(s["queues"][0]))),
-        "queue names must be unique",
+        "queue names must be unique: 'work' is declared more than once",
     ),
     (
         "duplicate processor",
         apply_to(lambda s: s["processors"].append({"name": "main", "tasks": ["other:job"]})),
-        "processor names must be unique",
+        "processor names must be unique: 'main' is declared more than once",
     ),
     (
         "task on an undeclared queue",
         at("tasks.2.queue", "nowhere"),
-        "every task's queue must be declared",
+        "task 'other:job' uses queue 'nowhere', which is not declared in spec.queues",
     ),
     (
         "processor names an unknown task",
         apply_to(lambda s: s["processors"][0]["tasks"].append("ghost:job")),
-        "processors may only name tasks declared",
+        "processor 'main' names unknown task 'ghost:job'",
     ),
     (
         "payload without schedule",
         at("tasks.0.payload", {"a": 1}),
-        "payload is only sent on a schedule",
+        "task 'record:job' has a payload but no schedule to send it on",
     ),
     (
         "dedup on a standard queue",
         at("queues.0.contentBasedDeduplication", True),
-        "contentBasedDeduplication is only for FIFO",
+        "queue 'work': contentBasedDeduplication is only for FIFO",
     ),
     (
         "backoff initial over max",
         apply_to(lambda s: s["queues"][0].update(retryBackoffInitial=60, retryBackoffMax=10)),
-        "retryBackoffInitial must not exceed",
+        "queue 'work': retryBackoffInitial must not exceed",
     ),
     (
         "autoscaling min over max",
         at("processors.0.autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
-        "minReplicas must not exceed maxReplicas",
+        "processor 'main': autoscaling.minReplicas must not exceed",
+    ),
+    (
+        "autoscaling to zero",
+        at("processors.0.autoscaling", {"minReplicas": 0}),
+        "processor 'main': autoscaling.minReplicas is 0: scale-to-zero is not supported yet",
     ),
     # rules of the webhook
     (
@@ -142,7 +148,21 @@ CORPUS: list[tuple[str, Change, str]] = [
         at("processors", [{"name": "main", "tasks": ["record:job", "record_async:job"]}]),
         "task 'other:job' is assigned to no processor",
     ),
-    ("invalid cron", at("tasks.2.schedule", "61 * * * *"), "invalid cron schedule"),
+    (
+        "invalid cron",
+        at("tasks.2.schedule", "61 * * * *"),
+        "invalid cron schedule '61 * * * *': minute field '61' is out of range 0-59",
+    ),
+    (
+        "cron with seconds",
+        at("tasks.2.schedule", "0 */5 * * * *"),
+        "it has six fields, but Kubernetes CronJobs have no seconds field",
+    ),
+    (
+        "env the operator sets",
+        at("processors.0.env", [{"name": "AWS_REGION", "value": "eu-west-1"}]),
+        "env variable 'AWS_REGION' is set by the operator",
+    ),
 ]
 
 
@@ -301,6 +321,9 @@ def test_processor_and_operator_pods_pass_the_restricted_pod_security_standard(
             namespace,
             "--kube-version",
             "1.34.4",
+            # The chart asks for the image one builds from operator/Dockerfile.
+            "--set",
+            "image.repository=registry.example.com/kube-taskqueue-operator",
         ],
         capture_output=True,
         text=True,

@@ -12,11 +12,11 @@ import yaml
 from kube_taskqueue.assignment import assign
 from kube_taskqueue.config import parse_config
 from kube_taskqueue.provider import Provider
-from kube_taskqueue_operator.resource import yamlio
 from kube_taskqueue_operator.resource.render import (
     CONFIG_HASH_ANNOTATION,
     render,
     render_queue_plan,
+    render_text,
 )
 from kube_taskqueue_operator.resource.validation import parse
 
@@ -34,8 +34,7 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def test_render_matches_the_golden_file(manifest):
-    resource = parse(manifest)
-    text = yamlio.dump_all([render_queue_plan(resource), *render(resource)])
+    text = render_text(parse(manifest))
     golden = GOLDEN / "accounts.yaml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -207,3 +206,68 @@ def test_rendered_objects_fit_the_kubernetes_openapi_models(manifest, autoscalin
     for obj in render(parse(manifest)):
         model = client._ApiClient__deserialize(obj, MODELS[obj["kind"]])  # type: ignore[attr-defined]
         assert client.sanitize_for_serialization(model) == obj, obj["kind"]
+
+
+def with_fifo_schedule(manifest, payload=None):
+    """The example plus a FIFO queue with a scheduled task, run by the `examples` processor."""
+    spec = manifest["spec"]
+    spec["queues"].append({"name": "orders.fifo", "deadLetter": {"maxReceiveCount": 2}})
+    spec["tasks"].append(
+        {
+            "name": "orders:report",
+            "queue": "orders.fifo",
+            "schedule": "*/10 * * * *",
+            "payload": payload or {"days": 1},
+        }
+    )
+    spec["processors"][1]["tasks"].append("orders:report")
+    return manifest
+
+
+def cronjobs(manifest) -> dict[str, dict[str, Any]]:
+    return {
+        o["metadata"]["name"]: o["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        for o in by_kind(render(parse(manifest)), "CronJob")
+    }
+
+
+def test_a_scheduled_task_on_a_fifo_queue_sends_a_group_and_a_deduplication_id(manifest):
+    containers = cronjobs(with_fifo_schedule(manifest))
+    fifo = containers["accounts-orders-report"]
+    assert fifo["command"] == [
+        "kube-taskqueue",
+        "enqueue",
+        "--config",
+        "/etc/taskqueue/processor.yaml",
+        "--name",
+        "orders:report",
+        "--group-id",
+        "orders:report",
+        "--deduplication-id",
+        "$(TASKQUEUE_JOB_NAME)",
+        '{"days":1}',
+    ]
+    # The Job's name: a CronJob names it after the scheduled time.
+    assert fifo["env"][-1] == {
+        "name": "TASKQUEUE_JOB_NAME",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}},
+    }
+    # A standard queue's CronJob is as before: no ids, no extra variable.
+    standard = containers["accounts-partitions-maintenance-job"]
+    assert standard["command"][-3:] == ["--name", "partitions_maintenance:job", "{}"]
+    assert all(e["name"] != "TASKQUEUE_JOB_NAME" for e in standard["env"])
+
+
+def test_a_payload_with_dollars_survives_the_kubelets_variable_expansion(manifest):
+    """The kubelet expands $(VAR) in a command and turns $$ into $: the rendered payload is
+    escaped so that what arrives is what the spec says."""
+    payload = {"note": "costs $5, $$ and $(AWS_REGION)"}
+    containers = cronjobs(with_fifo_schedule(manifest, payload))
+    rendered = containers["accounts-orders-report"]["command"][-1]
+    assert rendered == '{"note":"costs $$5, $$$$ and $$(AWS_REGION)"}'
+
+
+def test_the_hpa_keeps_the_spec_minimum(manifest):
+    manifest["spec"]["processors"][1]["autoscaling"] = {"minReplicas": 3, "maxReplicas": 4}
+    [hpa] = by_kind(render(parse(manifest)), "HorizontalPodAutoscaler")
+    assert hpa["spec"]["minReplicas"] == 3

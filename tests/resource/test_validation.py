@@ -79,9 +79,83 @@ def test_invalid_cron_and_payload_without_schedule(manifest):
     tasks[0]["schedule"] = "61 * * * *"
     tasks[1]["payload"] = {"a": 1}
     assert problems_of(manifest) == [
-        "task 'partitions_maintenance:job' has an invalid cron schedule '61 * * * *' "
-        "(expected five fields, e.g. '0 * * * *')",
+        "task 'partitions_maintenance:job' has an invalid cron schedule '61 * * * *': "
+        "minute field '61' is out of range 0-59",
         "task 'cleanup:job' has a payload but no schedule to send it on",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "why"),
+    [
+        (
+            "0 0 * * * *",
+            "it has six fields, but Kubernetes CronJobs have no seconds field: use five "
+            "(minute hour day-of-month month day-of-week), e.g. '0 * * * *'",
+        ),
+        (
+            "whenever",
+            "it has 1 field; expected five (minute hour day-of-month month day-of-week), "
+            "e.g. '0 * * * *'",
+        ),
+        ("0 0 L * *", "day-of-month field 'L' is not a number, a range such as 1-5, or *"),
+        ("0 0 * * 7", "day-of-week field '7' is out of range 0-6 or sun-sat"),
+        ("*/0 * * * *", "minute field '*/0': the step must be a positive number"),
+        ("0,75 * * * *", "minute field '0,75': '75' is out of range 0-59"),
+        ("30 18-9 * * *", "hour field '18-9' starts after it ends"),
+        (
+            "TZ=Europe/Paris 0 9 * * *",
+            "a time zone (TZ= or CRON_TZ=) cannot be part of a Kubernetes CronJob schedule; "
+            "schedules run in the time zone of the cluster's controller manager",
+        ),
+    ],
+)
+def test_a_bad_schedule_says_which_field_is_wrong(manifest, schedule, why):
+    manifest["spec"]["tasks"][0]["schedule"] = schedule
+    assert problems_of(manifest) == [
+        f"task 'partitions_maintenance:job' has an invalid cron schedule {schedule!r}: {why}"
+    ]
+
+
+def test_scale_to_zero_is_refused_unless_another_autoscaler_owns_the_replicas(manifest):
+    manifest["spec"]["processors"][1]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 3}
+    assert problems_of(manifest) == [
+        "processor 'examples': autoscaling.minReplicas is 0: scale-to-zero is not supported "
+        "yet (the HorizontalPodAutoscaler the operator creates keeps at least 1 pod); set "
+        "minReplicas to 1 or more, or autoscaling.external: true when another autoscaler owns "
+        "the replica count"
+    ]
+    manifest["spec"]["processors"][1]["autoscaling"]["external"] = True
+    assert problems_of(manifest) == []
+
+
+def test_env_names_the_operator_sets_or_that_repeat_are_refused(manifest):
+    """Server-side apply refuses a container with two env entries of one name."""
+    manifest["spec"]["processors"][0]["env"] = [
+        {"name": "AWS_REGION", "value": "us-east-1"},
+        {"name": "AWS_SECRET_ACCESS_KEY", "value": "inline"},
+        {"name": "LOG_LEVEL", "value": "debug"},
+        {"name": "LOG_LEVEL", "value": "info"},
+        {"name": "TASKQUEUE_JOB_NAME", "value": "x"},
+    ]
+    assert problems_of(manifest) == [
+        "processor 'main': env variable 'LOG_LEVEL' is set 2 times",
+        "processor 'main': env variable 'AWS_REGION' is set by the operator from "
+        "spec.sqs.region; set the region there",
+        "processor 'main': env variable 'AWS_SECRET_ACCESS_KEY' is a credential; put it in "
+        "the Secret named by spec.sqs.credentialsSecret, never inline",
+        "processor 'main': env variable 'TASKQUEUE_JOB_NAME' is set by the operator "
+        "(scheduled tasks); use another name",
+    ]
+
+
+@pytest.mark.parametrize("name", ["Accounts", "accounts_v2", "-accounts", "a" * 254])
+def test_a_name_the_api_server_refuses_is_refused(manifest, name):
+    manifest["metadata"]["name"] = name
+    problems = [p for p in problems_of(manifest) if p.startswith("metadata.name")]
+    assert problems == [
+        f"metadata.name {name!r} is not a lowercase RFC 1123 subdomain (at most 253 lower-case "
+        "letters, digits, '-' and '.', starting and ending with a letter or digit)"
     ]
 
 
@@ -115,7 +189,11 @@ def test_every_problem_is_reported_at_once(manifest):
         ),
         (
             lambda s: s["tasks"][0].update(payload=[1, 2]),
-            "spec.tasks.0.payload: Input should be a valid dictionary",
+            "spec.tasks.0.payload: expected a mapping, got a list",
+        ),
+        (
+            lambda s: s.update(sqs=None),
+            "spec.sqs: expected a mapping, got an empty value (null)",
         ),
         (
             lambda s: s.update(deletionPolicy="Forget"),
@@ -175,7 +253,8 @@ def test_region_comes_from_the_operator_default_when_the_spec_has_none(manifest)
     del manifest["spec"]["sqs"]["region"]
     del manifest["spec"]["sqs"]["queuePrefix"]
     assert problems_of(manifest) == [
-        "spec.sqs.region is not set and the operator has no default region"
+        "spec.sqs.region is not set and there is no default region (the operator's "
+        "TASKQUEUE_DEFAULT_REGION; --default-region for kube-taskqueue validate and render)"
     ]
     resolved = with_defaults(
         parse(manifest), SqsDefaults(region="eu-north-1", queue_prefix="prod-")

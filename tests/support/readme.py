@@ -27,9 +27,20 @@ def commands() -> list[str]:
     for block in blocks("sh"):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
-            if words:
-                found.append(shlex.join(words))
+            if not words:
+                continue
+            text = line
+            if words != _split_or_none(line):  # a trailing comment, outside any quotes
+                text = line[: line.rindex(" #")]
+            found.append(" ".join(text.split()))
     return found
+
+
+def _split_or_none(line: str) -> list[str] | None:
+    try:
+        return shlex.split(line)
+    except ValueError:  # an apostrophe in a trailing comment
+        return None
 
 
 def command(prefix: str) -> list[str]:

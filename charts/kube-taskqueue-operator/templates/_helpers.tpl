@@ -36,10 +36,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "kube-taskqueue-operator.image" -}}
+{{- $repository := required "image.repository is not set: build the operator image from operator/Dockerfile, push it to your registry and set image.repository (README, \"Images\")" .Values.image.repository -}}
 {{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Kubernetes version check. Chart.yaml's kubeVersion would also refuse plain
+     `helm template`, whose built-in version is v1.20.0, so GitOps tools that render offline
+     could not use the chart. The check runs where the version is real: against a cluster
+     (install, upgrade, template --validate), or when a version was passed with
+     --kube-version (as Argo CD does with the destination cluster's). */}}
+{{- define "kube-taskqueue-operator.checkKubeVersion" -}}
+{{- $version := .Capabilities.KubeVersion.Version -}}
+{{- $connected := lookup "v1" "Namespace" "" "kube-system" -}}
+{{- if and (or $connected (ne $version "v1.20.0")) (semverCompare "<1.27.0-0" $version) -}}
+{{- fail (printf "kube-taskqueue-operator needs Kubernetes 1.27 or newer (the CRD's validation rules use CEL messageExpression); this cluster is %s" $version) -}}
 {{- end -}}
 {{- end -}}
 

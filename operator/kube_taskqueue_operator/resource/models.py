@@ -6,6 +6,8 @@ Attribute docstrings become the CRD's field descriptions (`kubectl explain taskq
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -36,9 +38,55 @@ TaskName = Annotated[str, Field(pattern=TASK_NAME, min_length=1, max_length=80)]
 QueueName = Annotated[str, Field(pattern=QUEUE_NAME, min_length=1, max_length=75)]
 
 
-def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
-    """CEL rules the API server checks on its own (`x-kubernetes-validations`)."""
-    return {"x-kubernetes-validations": [{"rule": rule, "message": msg} for rule, msg in rules]}
+def _rules(*rules: tuple[str, str, str]) -> dict[str, Any]:
+    """CEL rules the API server checks on its own (`x-kubernetes-validations`), each as
+    (rule, message, messageExpression).
+
+    The messageExpression names the culprit (queue, task, processor) as the webhook does, so
+    a cluster without the webhook still says what to fix; the static message is the API
+    server's fallback should the expression fail at run time.
+    """
+    return {
+        "x-kubernetes-validations": [
+            {"rule": rule, "message": message, "messageExpression": expression}
+            for rule, message, expression in rules
+        ]
+    }
+
+
+def _cel_text(template: str) -> str:
+    """A CEL string expression from text with CEL expressions in braces:
+    `queue '{self.name}' is FIFO` becomes `"queue '" + self.name + "' is FIFO"`.
+
+    Only values with a known size go in the braces (schema fields with a maxLength, or names
+    mapped out of a list before filtering): the API server refuses a CRD whose message could
+    be unboundedly costly to build, and `string(int)`, `join` or a filtered object's field
+    have no bound it can see.
+    """
+    parts = re.split(r"\{([^{}]*)\}", template)
+    pieces = [
+        part if index % 2 else json.dumps(part)
+        for index, part in enumerate(parts)
+        if part or index % 2
+    ]
+    return " + ".join(pieces)
+
+
+def _first_duplicate(field: str) -> str:
+    """CEL for the first name declared twice in `self.<field>`. Mapping to names before
+    filtering keeps their maxLength, which the API server's cost estimate needs."""
+    return (
+        f"self.{field}.map(x, self.{field}.exists_one(y, y.name == x.name) ? '' : x.name)"
+        ".filter(n, n != '')[0]"
+    )
+
+
+#: Why `autoscaling.minReplicas: 0` is refused (by the API server and by validation alike).
+SCALE_TO_ZERO = (
+    "scale-to-zero is not supported yet (the HorizontalPodAutoscaler the operator creates "
+    "keeps at least 1 pod); set minReplicas to 1 or more, or autoscaling.external: true "
+    "when another autoscaler owns the replica count"
+)
 
 
 class _Model(pydantic.BaseModel):
@@ -70,11 +118,20 @@ class QueueSpec(_Model):
             (
                 "!has(self.contentBasedDeduplication) || self.name.endsWith('.fifo')",
                 "contentBasedDeduplication is only for FIFO queues (names ending in .fifo)",
+                _cel_text(
+                    "queue '{self.name}': contentBasedDeduplication is only for FIFO queues "
+                    "(names ending in .fifo)"
+                ),
             ),
             (
                 "!has(self.retryBackoffInitial) || !has(self.retryBackoffMax) "
                 "|| self.retryBackoffInitial <= self.retryBackoffMax",
                 "retryBackoffInitial must not exceed retryBackoffMax",
+                # No numbers in the message: string(int) has no size bound for the API
+                # server's cost estimate.
+                _cel_text(
+                    "queue '{self.name}': retryBackoffInitial must not exceed retryBackoffMax"
+                ),
             ),
         )
     )
@@ -130,7 +187,11 @@ class TaskSpec(_Model):
 
     model_config = ConfigDict(
         json_schema_extra=_rules(
-            ("!has(self.payload) || has(self.schedule)", "payload is only sent on a schedule"),
+            (
+                "!has(self.payload) || has(self.schedule)",
+                "payload is only sent on a schedule",
+                _cel_text("task '{self.name}' has a payload but no schedule to send it on"),
+            ),
         )
     )
 
@@ -150,13 +211,9 @@ class TaskSpec(_Model):
 class AutoscalingSpec(_Model):
     """Scaling of one processor. When set, the operator leaves `replicas` alone."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_rules(
-            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
-        )
-    )
-
     min_replicas: Annotated[int, Field(alias="minReplicas", ge=0, le=1000)] = 1
+    """Fewest pods the HorizontalPodAutoscaler keeps: 1 or more (scale-to-zero is not supported
+    yet); ignored with `external`."""
     max_replicas: Annotated[int, Field(alias="maxReplicas", ge=1, le=1000)] = 10
     target_cpu_utilization: Annotated[
         int, Field(alias="targetCPUUtilizationPercentage", ge=1, le=100)
@@ -187,6 +244,30 @@ class EnvVar(_Model):
 
 class ProcessorSpec(_Model):
     """One processor Deployment and the tasks it runs."""
+
+    # The autoscaling rules sit here, not on AutoscalingSpec, so that they can name the
+    # processor.
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!has(self.autoscaling) "
+                "|| self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+                _cel_text(
+                    "processor '{self.name}': autoscaling.minReplicas must not exceed "
+                    "autoscaling.maxReplicas"
+                ),
+            ),
+            (
+                "!has(self.autoscaling) || self.autoscaling.external "
+                "|| self.autoscaling.minReplicas >= 1",
+                f"autoscaling.minReplicas is 0: {SCALE_TO_ZERO}",
+                _cel_text(
+                    f"processor '{{self.name}}': autoscaling.minReplicas is 0: {SCALE_TO_ZERO}"
+                ),
+            ),
+        )
+    )
 
     name: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=40)]
     """Processor name; the Deployment is `<TaskQueue name>-<processor name>`."""
@@ -241,22 +322,48 @@ class TaskQueueSpec(_Model):
             (
                 "self.queues.all(q, self.queues.exists_one(r, r.name == q.name))",
                 "queue names must be unique",
+                _cel_text(
+                    "queue names must be unique: '{" + _first_duplicate("queues") + "}' is "
+                    "declared more than once"
+                ),
             ),
             (
                 "self.tasks.all(t, self.tasks.exists_one(r, r.name == t.name))",
                 "task names must be unique",
+                _cel_text(
+                    "task names must be unique: '{" + _first_duplicate("tasks") + "}' is "
+                    "declared more than once"
+                ),
             ),
             (
                 "self.processors.all(p, self.processors.exists_one(r, r.name == p.name))",
                 "processor names must be unique",
+                _cel_text(
+                    "processor names must be unique: '{" + _first_duplicate("processors") + "}' "
+                    "is declared more than once"
+                ),
             ),
             (
                 "self.tasks.all(t, self.queues.exists(q, q.name == t.queue))",
                 "every task's queue must be declared in spec.queues",
+                # The first culprit only: a joined list has no size bound the API server's
+                # cost estimate accepts.
+                "self.tasks.map(t, self.queues.exists(q, q.name == t.queue) ? '' : "
+                + _cel_text(
+                    "task '{t.name}' uses queue '{t.queue}', which is not declared in spec.queues"
+                )
+                + ").filter(m, m != '')[0]",
             ),
             (
                 "self.processors.all(p, p.tasks.all(n, self.tasks.exists(t, t.name == n)))",
                 "processors may only name tasks declared in spec.tasks",
+                "self.processors.map(p, p.tasks.filter(n, !self.tasks.exists(t, t.name == n))"
+                ".map(n, "
+                + _cel_text(
+                    "processor '{p.name}' names unknown task '{n}', which is not declared in "
+                    "spec.tasks"
+                )
+                + ")).filter(l, l.size() > 0)[0][0]",
             ),
         )
     )

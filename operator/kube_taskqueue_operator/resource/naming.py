@@ -19,6 +19,13 @@ LABEL_TASK = "taskqueue.dev/task"
 TAG_OWNER = "taskqueue.dev/owner"
 TAG_OWNER_UID = "taskqueue.dev/owner-uid"
 
+#: Environment variables the operator sets on processor and CronJob containers (a processor's
+#: own `env` may not repeat them: server-side apply refuses a duplicate name).
+REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+#: The name of the Job a CronJob started (downward API): the deduplication id of a FIFO send.
+JOB_NAME_ENV = "TASKQUEUE_JOB_NAME"
+
 
 def physical_name(resource: TaskQueue, queue: str) -> str:
     return resource.spec.sqs.queue_prefix + queue

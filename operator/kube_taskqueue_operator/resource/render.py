@@ -14,7 +14,13 @@ from typing import Any
 from kube_taskqueue.config import ProcessorConfig
 
 from kube_taskqueue_operator.resource import naming, yamlio
-from kube_taskqueue_operator.resource.models import API_VERSION, KIND, ProcessorSpec, TaskQueue
+from kube_taskqueue_operator.resource.models import (
+    API_VERSION,
+    KIND,
+    ProcessorSpec,
+    TaskQueue,
+    TaskSpec,
+)
 
 HTTP_PORT = 8080
 CONFIG_DIR = "/etc/taskqueue"
@@ -24,7 +30,10 @@ CONFIG_HASH_ANNOTATION = "taskqueue.dev/config-hash"
 GRACE_MARGIN_SECONDS = 15
 #: The user the processor image runs as (see processor/Dockerfile).
 RUN_AS_USER = 10001
-CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+CREDENTIAL_KEYS = naming.CREDENTIAL_ENV
+#: The label the Job controller puts on a Job's pods: the Job's name, which a CronJob derives
+#: from the scheduled time, so retries of one run share it and two runs never do.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -159,16 +168,13 @@ def render(resource: TaskQueue) -> list[dict[str, Any]]:
             objects.append(_autoscaler(resource, processor))
     for task in resource.spec.tasks:
         if task.schedule is not None and task.name in task_owner:
-            objects.append(
-                _cronjob(
-                    resource, owners[task_owner[task.name]], task.name, task.schedule, task.payload
-                )
-            )
+            objects.append(_cronjob(resource, owners[task_owner[task.name]], task, task.schedule))
     return objects
 
 
 def render_queue_plan(resource: TaskQueue) -> dict[str, Any]:
-    """The queue definitions as a document for review (not a Kubernetes object to apply)."""
+    """The queue definitions as a document for review (not a Kubernetes object to apply:
+    `kube-taskqueue render --queues` prints it alone)."""
     sqs = resource.spec.sqs
     return {
         "apiVersion": API_VERSION,
@@ -178,6 +184,19 @@ def render_queue_plan(resource: TaskQueue) -> dict[str, Any]:
         "deletionPolicy": resource.spec.deletion_policy,
         "queues": [definition.as_dict() for definition in queue_plan(resource)],
     }
+
+
+def render_text(resource: TaskQueue) -> str:
+    """What `kube-taskqueue render` prints for one resource: the queue plan as a comment
+    (the operator makes the queues; no API server knows a QueuePlan), then the objects, so the
+    output goes straight into `kubectl apply -f -`, kubeconform or a GitOps diff."""
+    plan = yamlio.dump(render_queue_plan(resource)).splitlines()
+    header = [
+        f"# SQS queues of TaskQueue {resource.key}, which the operator creates (not Kubernetes",
+        "# objects; `kube-taskqueue render --queues` prints them as YAML):",
+        *(f"#   {line}" for line in plan),
+    ]
+    return "\n".join(header) + "\n" + yamlio.dump_all(render(resource))
 
 
 # -- objects -------------------------------------------------------------------------------
@@ -250,10 +269,7 @@ def _container_security() -> dict[str, Any]:
 
 def _env(resource: TaskQueue, processor: ProcessorSpec | None) -> list[dict[str, Any]]:
     region = resource.spec.sqs.region or ""
-    env: list[dict[str, Any]] = [
-        {"name": "AWS_REGION", "value": region},
-        {"name": "AWS_DEFAULT_REGION", "value": region},
-    ]
+    env: list[dict[str, Any]] = [{"name": name, "value": region} for name in naming.REGION_ENV]
     secret = resource.spec.sqs.credentials_secret
     if secret:
         env.extend(
@@ -370,7 +386,7 @@ def _autoscaler(resource: TaskQueue, processor: ProcessorSpec) -> dict[str, Any]
         "metadata": _metadata(resource, name, _processor_labels(resource, processor.name)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": max(1, scaling.min_replicas),
+            "minReplicas": scaling.min_replicas,  # 0 is refused by validation
             "maxReplicas": scaling.max_replicas,
             "metrics": [
                 {
@@ -389,30 +405,34 @@ def _autoscaler(resource: TaskQueue, processor: ProcessorSpec) -> dict[str, Any]
 
 
 def _cronjob(
-    resource: TaskQueue,
-    processor: ProcessorSpec,
-    task: str,
-    schedule: str,
-    payload: dict[str, Any] | None,
+    resource: TaskQueue, processor: ProcessorSpec, task: TaskSpec, schedule: str
 ) -> dict[str, Any]:
     labels = {
         **_processor_labels(resource, processor.name),
-        naming.LABEL_TASK: naming.task_slug(task),
+        naming.LABEL_TASK: naming.task_slug(task.name),
     }
-    body = json.dumps(payload or {}, sort_keys=True, separators=(",", ":"))
+    # `$` doubled: the kubelet expands $(VAR) in a command and turns `$$` into `$`, so the
+    # payload arrives exactly as written.
+    body = json.dumps(task.payload or {}, sort_keys=True, separators=(",", ":"))
+    body = body.replace("$", "$$")
+    command = ["kube-taskqueue", "enqueue", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    command += ["--name", task.name]
+    env = _env(resource, processor)
+    if any(queue.fifo for queue in resource.spec.queues if queue.name == task.queue):
+        # A FIFO send needs a group and a deduplication id. The Job's name comes from the
+        # scheduled time: a retried run is deduplicated, the next run is not.
+        command += ["--group-id", task.name, "--deduplication-id", f"$({naming.JOB_NAME_ENV})"]
+        env.append(
+            {
+                "name": naming.JOB_NAME_ENV,
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}},
+            }
+        )
     container = {
         "name": "enqueue",
         "image": resource.spec.image,
-        "command": [
-            "kube-taskqueue",
-            "enqueue",
-            "--config",
-            f"{CONFIG_DIR}/{CONFIG_FILE}",
-            "--name",
-            task,
-            body,
-        ],
-        "env": _env(resource, processor),
+        "command": [*command, body],
+        "env": env,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "securityContext": _container_security(),
         "volumeMounts": _MOUNTS,
@@ -420,7 +440,7 @@ def _cronjob(
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": _metadata(resource, naming.cronjob_name(resource, task), labels),
+        "metadata": _metadata(resource, naming.cronjob_name(resource, task.name), labels),
         "spec": {
             "schedule": schedule,
             "concurrencyPolicy": "Forbid",

@@ -41,6 +41,17 @@ def test_a_bad_value_names_the_setting():
         from_environment({"TASKQUEUE_DRIFT_INTERVAL": "-1"})
 
 
+def test_an_unknown_failpoint_names_the_variable():
+    with pytest.raises(pydantic.ValidationError) as error:
+        from_environment({"TASKQUEUE_FAILPOINT": "bogus"})
+    from kube_taskqueue_operator.settings import describe
+
+    assert describe(error.value) == [
+        "TASKQUEUE_FAILPOINT: unknown failpoint 'bogus' (known: after-queues, after-configmap, "
+        "before-status)"
+    ]
+
+
 def test_the_issued_certificate_defaults_follow_cert_manager():
     settings = OperatorSettings()
     assert settings.webhook_cert_validity == 90 * 24 * 3600
