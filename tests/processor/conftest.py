@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kube_taskqueue.app import Processor
 from kube_taskqueue.assignment import resolve
 from kube_taskqueue.config import ProcessorConfig
+from kube_taskqueue.runtime.app import Processor
 
 
 @pytest.fixture

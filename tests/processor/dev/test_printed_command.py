@@ -9,8 +9,8 @@ from typing import Literal
 
 from kube_taskqueue import Provider
 from kube_taskqueue.assignment import assign
+from kube_taskqueue.cli.dev import DEV_CREDENTIALS, enqueue_command, example_payload
 from kube_taskqueue.config import ProcessorConfig
-from kube_taskqueue.dev import DEV_CREDENTIALS, enqueue_command, example_payload
 from pydantic import BaseModel, Field
 
 

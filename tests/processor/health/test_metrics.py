@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import botocore.exceptions
 import pytest
-from kube_taskqueue.metrics import Metrics
+from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.sqs import make_client
 from prometheus_client import generate_latest
 

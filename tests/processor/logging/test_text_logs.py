@@ -14,7 +14,7 @@ from kube_taskqueue.logs import JsonFormatter, TextFormatter, log_context, setup
 
 def record(message: str, *args, exc_info=None, **extra) -> logging.LogRecord:
     entry = logging.LogRecord(
-        "kube_taskqueue.workers", logging.INFO, __file__, 1, message, args, exc_info
+        "kube_taskqueue.runtime.workers", logging.INFO, __file__, 1, message, args, exc_info
     )
     for key, value in extra.items():
         setattr(entry, key, value)
@@ -41,7 +41,7 @@ def test_a_line_names_the_task_and_the_message_then_the_extra_fields():
     with log_context(**HANDLER):
         line = TextFormatter().format(record("task done", duration=0.003))
     assert line.endswith(
-        "INFO kube_taskqueue.workers: task done task=example:job message=m-1 duration=0.003"
+        "INFO kube_taskqueue.runtime.workers: task done task=example:job message=m-1 duration=0.003"
     )
 
 
@@ -61,7 +61,7 @@ def test_a_line_outside_a_handler_has_no_fields():
     assert (
         TextFormatter()
         .format(record("processor %r started", "main"))
-        .endswith("kube_taskqueue.workers: processor 'main' started")
+        .endswith("kube_taskqueue.runtime.workers: processor 'main' started")
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from kube_taskqueue.backoff import CallBackoff, retry_delay_seconds
+from kube_taskqueue.runtime.backoff import CallBackoff, retry_delay_seconds
 
 
 def test_retry_delay_doubles_with_each_receive_and_is_capped():

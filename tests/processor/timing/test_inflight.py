@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from kube_taskqueue.inflight import Held, InFlight, Slots
+from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
 from kube_taskqueue.sqs import QueueUrl, ReceiptHandle
 from kube_taskqueue.task import Message
 

@@ -11,8 +11,8 @@ import threading
 import time
 from collections import defaultdict
 
-from kube_taskqueue.inflight import Held, InFlight
-from kube_taskqueue.metrics import Metrics
+from kube_taskqueue.runtime.inflight import Held, InFlight
+from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.sqs import MAX_BATCH, QueueUrl, ReceiptHandle, SqsClient
 
 log = logging.getLogger(__name__)

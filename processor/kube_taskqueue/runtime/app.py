@@ -17,17 +17,17 @@ import threading
 import time
 from typing import Any
 
-from kube_taskqueue.acker import Acker
 from kube_taskqueue.assignment import Assignment
 from kube_taskqueue.config import ProcessorConfig, QueueSettings
-from kube_taskqueue.health import HealthServer
-from kube_taskqueue.heartbeat import Heartbeat
-from kube_taskqueue.inflight import Held, InFlight, Slots
-from kube_taskqueue.metrics import Metrics
-from kube_taskqueue.poller import Poller
 from kube_taskqueue.provider import Provider
+from kube_taskqueue.runtime.acker import Acker
+from kube_taskqueue.runtime.health import HealthServer
+from kube_taskqueue.runtime.heartbeat import Heartbeat
+from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
+from kube_taskqueue.runtime.metrics import Metrics
+from kube_taskqueue.runtime.poller import Poller
+from kube_taskqueue.runtime.workers import WorkerPool
 from kube_taskqueue.sqs import SqsClient, make_client
-from kube_taskqueue.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kube_taskqueue.acker import Acker, Entry
-from kube_taskqueue.backoff import retry_delay_seconds
 from kube_taskqueue.config import QueueSettings
-from kube_taskqueue.inflight import Held, InFlight, Slots
 from kube_taskqueue.logs import log_context
-from kube_taskqueue.metrics import Metrics
 from kube_taskqueue.provider import Provider
+from kube_taskqueue.runtime.acker import Acker, Entry
+from kube_taskqueue.runtime.backoff import retry_delay_seconds
+from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
+from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.task import PayloadError, Task, handling
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kube_taskqueue.backoff import CallBackoff
 from kube_taskqueue.config import QueueSettings
-from kube_taskqueue.inflight import Held, InFlight, Slots
-from kube_taskqueue.metrics import Metrics
+from kube_taskqueue.runtime.backoff import CallBackoff
+from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
+from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.sqs import QueueUrl, ReceiptHandle, SqsClient, describe_error, is_transient
 from kube_taskqueue.task import Message
 

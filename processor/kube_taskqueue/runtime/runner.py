@@ -8,10 +8,10 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from kube_taskqueue.app import Processor
 from kube_taskqueue.assignment import resolve
 from kube_taskqueue.config import ProcessorConfig
 from kube_taskqueue.provider import Provider
+from kube_taskqueue.runtime.app import Processor
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import botocore.exceptions
 
 from kube_taskqueue.assignment import AssignmentError, resolve
 from kube_taskqueue.config import ConfigError, ProcessorConfig, load_config
-from kube_taskqueue.health import HttpBindError
 from kube_taskqueue.logs import setup_logging
 from kube_taskqueue.producer import Producer, QueueKindError
 from kube_taskqueue.provider import DuplicateTaskError
+from kube_taskqueue.runtime.health import HttpBindError
 from kube_taskqueue.sqs import describe_error
 from kube_taskqueue.task import PayloadError, Task
 
@@ -139,7 +139,7 @@ def _port(text: str) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    from kube_taskqueue.runner import run_processor  # noqa: PLC0415 - keeps `enqueue` light
+    from kube_taskqueue.runtime.runner import run_processor  # noqa: PLC0415 - keeps `enqueue` light
 
     config = load_config(options.config)
     setup_logging(config.log_level, json_lines=_log_format() == "json")
@@ -266,7 +266,7 @@ def _sqs_failure(message: str) -> int:
 
 
 def _dev(options: argparse.Namespace) -> int:
-    from kube_taskqueue.dev import DevError, run_dev  # noqa: PLC0415 - moto is an optional extra
+    from kube_taskqueue.cli.dev import DevError, run_dev  # noqa: PLC0415 - moto is an optional extra
 
     try:
         return run_dev(
@@ -284,7 +284,3 @@ def _dev(options: argparse.Namespace) -> int:
         ) from None
     except DevError as error:
         raise UsageError(str(error)) from None
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -30,17 +30,17 @@ import botocore.exceptions
 import pydantic
 import yaml
 
-from kube_taskqueue.app import Processor
 from kube_taskqueue.assignment import Assignment, resolve
 from kube_taskqueue.config import ProcessorConfig, load_config
 from kube_taskqueue.logs import setup_logging
 from kube_taskqueue.producer import FIFO_SUFFIX, Producer
 from kube_taskqueue.provider import Provider
-from kube_taskqueue.runner import run_processor
+from kube_taskqueue.runtime.app import Processor
+from kube_taskqueue.runtime.runner import run_processor
 from kube_taskqueue.sqs import describe_error, make_client
 from kube_taskqueue.task import Task
 
-BUNDLED_CONFIG = Path(__file__).parent / "examples" / "dev.yaml"
+BUNDLED_CONFIG = Path(__file__).parents[1] / "examples" / "dev.yaml"
 DEAD_LETTER_SUFFIX = "-dlq"
 MAX_RECEIVE_COUNT = 3
 #: moto accepts any credentials. Dev mode and the command it prints use these, so a

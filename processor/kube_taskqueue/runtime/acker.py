@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from kube_taskqueue.backoff import CallBackoff
-from kube_taskqueue.metrics import Metrics
+from kube_taskqueue.runtime.backoff import CallBackoff
+from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.sqs import MAX_BATCH, QueueUrl, ReceiptHandle, SqsClient, is_transient
 
 log = logging.getLogger(__name__)
