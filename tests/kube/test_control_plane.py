@@ -98,11 +98,11 @@ def test_a_taskqueue_is_stored_and_read_back(control_plane, crd, namespace):
         (lambda s: s["queues"].append(copy.deepcopy(s["queues"][0])), "queue names must be unique"),
         (
             lambda s: s["tasks"][2].update(queue="nowhere"),
-            "every task's queue must be declared in spec.queues",
+            "task 'example:job' uses queue 'nowhere', which is not declared in spec.queues",
         ),
         (
             lambda s: s["processors"][0]["tasks"].append("ghost:job"),
-            "processors may only name tasks declared",
+            "names unknown task 'ghost:job', which is not declared in spec.tasks",
         ),
         (
             lambda s: s["queues"][0].update(contentBasedDeduplication=True),
