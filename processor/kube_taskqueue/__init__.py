@@ -21,7 +21,14 @@ from kube_taskqueue.producer import (
     SentMessage,
 )
 from kube_taskqueue.provider import DuplicateTaskError, Provider
-from kube_taskqueue.task import Message, PayloadError, SendRequest, Task, current_message
+from kube_taskqueue.task import (
+    Message,
+    PayloadError,
+    SendRequest,
+    Task,
+    TaskAborted,
+    current_message,
+)
 
 __all__ = [
     "AssignmentError",
@@ -40,6 +47,7 @@ __all__ = [
     "SentMessage",
     "SqsSettings",
     "Task",
+    "TaskAborted",
     "current_message",
     "load_config",
     "log_context",

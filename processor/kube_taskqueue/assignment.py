@@ -3,6 +3,10 @@
 A processor that polls a queue receives every message on it, so it must handle every task
 routed to that queue; otherwise messages of the missing tasks are received by the wrong
 processor, fail, and end in the dead-letter queue.
+
+The configuration's `queues:` are checked here too, because only the provider knows which
+queues exist: settings for a queue no task of the app uses (a misspelt name) are refused,
+since the real queue would silently run on the defaults.
 """
 
 from __future__ import annotations
@@ -10,15 +14,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from kube_taskqueue.config import ProcessorConfig
+from kube_taskqueue.config import ProcessorConfig, QueueSettings
 from kube_taskqueue.provider import Provider
+
+log = logging.getLogger(__name__)
 
 
 class AssignmentError(ValueError):
-    """The processor's task set cannot be run safely; the message says why."""
+    """The processor's task set, or its queue settings, cannot be used; the message says why."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,10 +36,24 @@ class Assignment:
     processor: str
     tasks: frozenset[str]
     queues: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    """Configuration this processor ignores on purpose (logged at start-up by `resolve`)."""
 
 
-def assign(provider: Provider, *, processor: str, tasks: list[str] | None) -> Assignment:
-    """Resolve a processor's task set against the provider and enforce the split rule."""
+def assign(
+    provider: Provider,
+    *,
+    processor: str,
+    tasks: list[str] | None,
+    queue_settings: Mapping[str, QueueSettings] | None = None,
+) -> Assignment:
+    """Resolve a processor's task set against the provider and enforce the split rule.
+
+    `queue_settings` (the configuration's `queues:`) must name queues of the app's tasks.
+    Settings for a queue of the app that this processor does not poll are allowed, with a
+    warning: one `queues:` block may serve every processor of an app (and `kube-taskqueue
+    enqueue`, which sends any task of the app, uses their `url`).
+    """
     chosen = set(provider.names) if tasks is None else set(tasks)
     problems: list[str] = []
     unknown = sorted(chosen - set(provider.names))
@@ -53,9 +75,37 @@ def assign(provider: Provider, *, processor: str, tasks: list[str] | None) -> As
                 f"{', '.join(handled)} but not for {', '.join(missing)}; a queue's tasks must "
                 "all belong to the processor that polls it"
             )
+    warnings: list[str] = []
+    for queue, settings in sorted((queue_settings or {}).items()):
+        if queue in queues:
+            continue
+        if queue not in by_queue:
+            others = [name for name in by_queue if name not in queues]
+            problems.append(
+                f"queues.{queue}: no task of the app uses queue {queue!r}, so its settings "
+                "would be ignored (a misspelt name leaves the real queue on the defaults); "
+                f"processor {processor!r} polls {', '.join(queues) or 'no queue'}"
+                + (f", the app's other queues are {', '.join(others)}" if others else "")
+            )
+            continue
+        ignored = sorted(
+            (QueueSettings.model_fields[field].alias or field)
+            for field in settings.model_fields_set - {"url"}
+        )
+        if ignored:  # a `url` alone is for sending, not polling: nothing is ignored
+            warnings.append(
+                f"queues.{queue}: processor {processor!r} does not poll queue {queue!r} (its "
+                f"tasks {', '.join(by_queue[queue])} are not in this processor's task set), "
+                f"so {', '.join(ignored)} there have no effect here"
+            )
     if problems:
         raise AssignmentError("; ".join(problems))
-    return Assignment(processor=processor, tasks=frozenset(chosen), queues=tuple(queues))
+    return Assignment(
+        processor=processor,
+        tasks=frozenset(chosen),
+        queues=tuple(queues),
+        warnings=tuple(warnings),
+    )
 
 
 def load_provider(app: str, *, search_path: Path | None = None) -> Provider:
@@ -91,6 +141,18 @@ def load_provider(app: str, *, search_path: Path | None = None) -> Provider:
 def resolve(
     config: ProcessorConfig, provider: Provider | None = None
 ) -> tuple[Provider, Assignment]:
-    """Load the config's provider (unless given) and resolve its assignment."""
+    """Load the config's provider (unless given) and resolve its assignment.
+
+    Raises `AssignmentError` for an unsafe task set or settings of a queue no task uses;
+    logs the assignment's warnings.
+    """
     provider = provider if provider is not None else load_provider(config.app)
-    return provider, assign(provider, processor=config.processor, tasks=config.tasks)
+    assignment = assign(
+        provider,
+        processor=config.processor,
+        tasks=config.tasks,
+        queue_settings=config.queues,
+    )
+    for warning in assignment.warnings:
+        log.warning("%s", warning)
+    return provider, assignment

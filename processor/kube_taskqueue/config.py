@@ -5,6 +5,7 @@ Field names are camelCase in YAML (as in the seed's poll settings); durations ar
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,9 +29,10 @@ class QueueSettings(_Model):
     """How one queue is polled, held and retried."""
 
     poll_interval: Annotated[float, Field(alias="pollInterval", gt=0, le=3600)] = 10
-    """Longest time the queue goes unpolled, in seconds. It is the long-poll wait (at most
-    SQS's 20 s), so an idle queue costs one receive per interval and a busy one is polled
-    again as soon as workers are free."""
+    """Longest time the queue goes unpolled, in whole seconds. It is the long-poll wait (at
+    most SQS's 20 s), so an idle queue costs one receive per interval and a busy one is polled
+    again as soon as workers are free. SQS takes the wait in whole seconds, so a fraction is
+    refused (0.5 would be a wait of 0: polling without pause)."""
 
     message_visibility_timeout: Annotated[
         int, Field(alias="messageVisibilityTimeout", ge=2, le=MAX_VISIBILITY_SECONDS)
@@ -46,14 +48,46 @@ class QueueSettings(_Model):
     """The queue's URL; when absent it is looked up by `sqs.queuePrefix` + the queue name."""
 
     retry_backoff_initial: Annotated[
-        float, Field(alias="retryBackoffInitial", ge=0, le=MAX_VISIBILITY_SECONDS)
+        int, Field(alias="retryBackoffInitial", ge=0, le=MAX_VISIBILITY_SECONDS)
     ] = 5
-    """Seconds a failed message stays hidden after its first failure; doubles each time."""
+    """Whole seconds a failed message stays hidden after its first failure; doubles each
+    time. The delay is a visibility timeout, which SQS counts in whole seconds, so a fraction
+    is refused rather than cut (0.5 would retry at once)."""
 
     retry_backoff_max: Annotated[
-        float, Field(alias="retryBackoffMax", ge=0, le=MAX_VISIBILITY_SECONDS)
+        int, Field(alias="retryBackoffMax", ge=0, le=MAX_VISIBILITY_SECONDS)
     ] = 900
-    """Cap of the retry backoff, in seconds (SQS allows up to 12 hours)."""
+    """Cap of the retry backoff, in whole seconds (SQS allows up to 12 hours)."""
+
+    @pydantic.field_validator(
+        "poll_interval", "retry_backoff_initial", "retry_backoff_max", mode="before"
+    )
+    @classmethod
+    def _whole_seconds(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        # Before pydantic's own check, whose message ("fractional part") says nothing of why.
+        if isinstance(value, float) and not value.is_integer():
+            what = (
+                "the long-poll wait (WaitTimeSeconds)"
+                if info.field_name == "poll_interval"
+                else "a retry delay (the message's VisibilityTimeout)"
+            )
+            raise ValueError(
+                f"{value} is not a whole number of seconds: SQS counts {what} in whole "
+                f"seconds (use {math.ceil(value)})"
+            )
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _backoff_order(self) -> QueueSettings:
+        # Both given, as the operator's rule: the initial delay would be silently capped.
+        given = {"retry_backoff_initial", "retry_backoff_max"} <= self.model_fields_set
+        if given and self.retry_backoff_initial > self.retry_backoff_max:
+            raise ValueError(
+                f"retryBackoffInitial ({self.retry_backoff_initial}) must not exceed "
+                f"retryBackoffMax ({self.retry_backoff_max}): every retry would wait "
+                "retryBackoffMax"
+            )
+        return self
 
     @property
     def wait_seconds(self) -> int:
@@ -107,7 +141,8 @@ class ProcessorConfig(_Model):
     """Seconds in-flight tasks get to finish after SIGTERM."""
 
     stall_timeout: Annotated[float, Field(alias="stallTimeout", gt=0, le=86_400)] = 120
-    """Seconds a poller may go without progress before `/healthz` reports it stuck."""
+    """Seconds a poller, the acker or the visibility heartbeat may go without progress before
+    `/healthz` reports it stuck (the heartbeat also by the shortest visibility window)."""
 
     log_level: Annotated[str, Field(alias="logLevel", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = (
         "INFO"
@@ -115,6 +150,9 @@ class ProcessorConfig(_Model):
     sqs: SqsSettings = SqsSettings()
     http: HttpSettings = HttpSettings()
     queues: dict[str, QueueSettings] = {}
+    """Settings per logical queue. A queue polled without an entry gets the defaults; an
+    entry for a queue no task of the app uses is refused when the processor starts (a
+    misspelt name would otherwise leave the real queue on the defaults)."""
 
     def queue_settings(self, queue: str) -> QueueSettings:
         return self.queues.get(queue) or QueueSettings()

@@ -7,11 +7,12 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import botocore.exceptions
 import pydantic
 
 from kube_taskqueue.config import ProcessorConfig, SqsSettings
 from kube_taskqueue.logs import current_trace_id, new_trace_id
-from kube_taskqueue.sqs import MAX_BATCH, QueueUrl, SqsClient, make_client
+from kube_taskqueue.sqs import MAX_BATCH, QueueUrl, SqsClient, describe_error, make_client
 from kube_taskqueue.task import (
     JOB_NAME_ATTRIBUTE,
     TRACE_ID_ATTRIBUTE,
@@ -53,20 +54,33 @@ class QueueKindError(ValueError):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SentMessage:
+    """A message SQS accepted: its payload's index in the order given, and its SQS id."""
+
     index: int
     message_id: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FailedMessage:
+    """A message that was not sent, by index: SQS refused it, or its batch's call failed.
+
+    `code` is SQS's error code (`InvalidParameterValue`, `AWS.SimpleQueueService.…`) or, when
+    the call itself failed, the exception's name (`EndpointConnectionError`,
+    `ConnectionClosedError`, `ReadTimeoutError`…). `maybe_sent` is True when the call failed
+    after its request may have reached SQS (a connection lost or a timeout while waiting
+    for the answer): the message may be on the queue, so resending it may duplicate it.
+    """
+
     index: int
     code: str
     reason: str
+    maybe_sent: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BatchResult:
-    """Outcome of `enqueue_many`, per payload index in the order given."""
+    """Outcome of `enqueue_many`: every payload index is in exactly one of the two lists,
+    each sorted by index."""
 
     sent: list[SentMessage]
     failed: list[FailedMessage]
@@ -74,6 +88,11 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def failed_indexes(self) -> list[int]:
+        """The indexes to send again (see `FailedMessage.maybe_sent` before doing so)."""
+        return [item.index for item in self.failed]
 
 
 class Producer:
@@ -148,34 +167,67 @@ class Producer:
     ) -> BatchResult:
         """Validate every payload first, then send in batches of ten (SendMessageBatch).
 
-        A payload that fails validation raises before anything is sent; a message SQS refuses
-        is reported in `failed` with its index, the others are sent.
+        Up front, before anything is sent, it raises: `PayloadError` for a payload that does
+        not fit (naming its index), `QueueKindError`, and a failed lookup of the queue's URL.
+        Once sending has begun it never raises: every payload's outcome is in the result, so
+        a caller can resend exactly the failed ones. A message SQS refuses, and every message
+        of a batch whose call failed (connection, timeout, throttling, a refused request), is
+        in `failed` with its index; the other batches are still sent.
         """
         requests = []
         for index, payload in enumerate(payloads):
             try:
                 requests.append(self.build_request(task, payload))
             except PayloadError as error:
-                raise PayloadError(task=task.name, detail=f"item {index}: {error.detail}") from None
+                raise PayloadError(
+                    task=task.name,
+                    detail=f"item {index}: {error.detail}",
+                    validation_error=error.validation_error,
+                ) from error
         for request in requests:
             self._check_kind(task, request)
+        if not requests:
+            return BatchResult(sent=[], failed=[])
         url = self.queue_url(task.queue)
         sent: list[SentMessage] = []
         failed: list[FailedMessage] = []
         for chunk in _chunks(requests):
             entries = [{"Id": str(index), **request} for index, request in chunk]
-            response = self._client.send_message_batch(QueueUrl=url, Entries=entries)
-            sent.extend(
-                SentMessage(index=int(item["Id"]), message_id=str(item["MessageId"]))
-                for item in response.get("Successful", [])
-            )
+            try:
+                response = self._client.send_message_batch(QueueUrl=url, Entries=entries)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+                # Earlier batches are sent: raising now would lose their record, and a
+                # caller's retry of the whole list would send them twice.
+                code, maybe_sent = _call_failure(error)
+                reason = describe_error(error)
+                failed.extend(
+                    FailedMessage(index=index, code=code, reason=reason, maybe_sent=maybe_sent)
+                    for index, _ in chunk
+                )
+                continue
+            answered: set[int] = set()
+            for item in response.get("Successful", []):
+                answered.add(int(item["Id"]))
+                sent.append(SentMessage(index=int(item["Id"]), message_id=str(item["MessageId"])))
+            for item in response.get("Failed", []):
+                answered.add(int(item["Id"]))
+                failed.append(
+                    FailedMessage(
+                        index=int(item["Id"]),
+                        code=str(item.get("Code", "")),
+                        reason=str(item.get("Message", "")),
+                    )
+                )
+            # SQS answers for every entry; should an endpoint not, the message is unknown.
             failed.extend(
                 FailedMessage(
-                    index=int(item["Id"]),
-                    code=str(item.get("Code", "")),
-                    reason=str(item.get("Message", "")),
+                    index=index,
+                    code="NoAnswer",
+                    reason="SQS did not report on this entry of the batch",
+                    maybe_sent=True,
                 )
-                for item in response.get("Failed", [])
+                for index, _ in chunk
+                if index not in answered
             )
         sent.sort(key=lambda item: item.index)
         failed.sort(key=lambda item: item.index)
@@ -228,6 +280,27 @@ class Producer:
             raise QueueKindError(task=task.name, queue=task.queue, fifo=True)
         if not fifo and "MessageDeduplicationId" in request:
             raise QueueKindError(task=task.name, queue=task.queue, fifo=False)
+
+
+#: Call failures before the request left this process: nothing can have been sent.
+_NOT_SENT = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ParamValidationError,
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+)
+
+
+def _call_failure(error: Exception) -> tuple[str, bool]:
+    """The code to report for a failed batch call, and whether its messages may be sent."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        # SQS refused the whole request (throttling, access, a missing queue): it took none
+        # of it. A server error (5xx) does not say how far it got.
+        code = str(error.response.get("Error", {}).get("Code", "")) or "ClientError"
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return code, status >= 500
+    return type(error).__name__, not isinstance(error, _NOT_SENT)
 
 
 def _chunks(

@@ -96,7 +96,10 @@ class Task(Generic[PayloadT]):
         """Decide the fate of a failed message: True deletes it, False (default) retries it.
 
         Retried messages come back after a backoff; after the queue's maxReceiveCount they
-        move to its dead-letter queue.
+        move to its dead-letter queue. `error` is what `process` raised, a `TaskAborted`
+        when it raised something that is not an `Exception` (`sys.exit()`, `KeyboardInterrupt`,
+        `asyncio.CancelledError`), or a `PayloadError` when the message's body does not fit the
+        payload model (then `process` never ran).
         """
         return False
 
@@ -111,18 +114,42 @@ class Task(Generic[PayloadT]):
         try:
             payload = self.payload_model.model_validate_json(body)
         except pydantic.ValidationError as error:
-            raise PayloadError(task=self.name, detail=_describe(error)) from error
+            raise PayloadError(
+                task=self.name, detail=_describe(error), validation_error=error
+            ) from error
         return payload  # type: ignore[return-value]
 
     def validate_payload(self, payload: PayloadT | Mapping[str, Any]) -> PayloadT:
-        """Coerce a payload given as a model or a mapping; raises `PayloadError`."""
+        """Coerce a payload given as a model or a mapping; raises `PayloadError`.
+
+        A mapping's keys must be fields of the model, unless the model sets its own `extra`
+        policy: pydantic's default drops unknown keys, so a misspelt one would send the
+        field's default without a word. (Received bodies stay lenient, so a sender that
+        is one release ahead does not break a processor.)
+        """
         if isinstance(payload, self.payload_model):
             return payload
+        model = self.payload_model
+        problems: list[str] = []
+        if not isinstance(payload, pydantic.BaseModel):
+            unknown = _unknown_keys(model, payload)
+            if unknown:
+                problems.append(
+                    f"{', '.join(unknown)}: not a field of {model.__name__} (fields: "
+                    f"{', '.join(sorted(_accepted_keys(model))) or 'none'}); set "
+                    "model_config extra='ignore' on the model to drop unknown keys"
+                )
         try:
             data = payload.model_dump() if isinstance(payload, pydantic.BaseModel) else payload
-            return self.payload_model.model_validate(data)  # type: ignore[return-value]
+            result = model.model_validate(data)
         except pydantic.ValidationError as error:
-            raise PayloadError(task=self.name, detail=_describe(error)) from error
+            problems.append(_describe(error))
+            raise PayloadError(
+                task=self.name, detail="; ".join(problems), validation_error=error
+            ) from error
+        if problems:
+            raise PayloadError(task=self.name, detail="; ".join(problems))
+        return result  # type: ignore[return-value]
 
     @property
     def definition(self) -> str:
@@ -157,6 +184,8 @@ class FunctionTask(Task[Any]):
         # Instance attributes shadow the ClassVars: each function task is its own task.
         self.name = name  # type: ignore[misc]
         self.queue = queue  # type: ignore[misc]
+        if payload_model is not None:
+            _check_annotation(function, payload_model)
         self.payload_model = payload_model or _payload_model_of(function)  # type: ignore[misc]
         self.timeout_seconds = timeout_seconds  # type: ignore[misc]
         self._handle_error = handle_error
@@ -176,17 +205,67 @@ class FunctionTask(Task[Any]):
         return self._build_message(payload, request)
 
 
-class PayloadError(ValueError):
-    """A payload that does not fit the task's model (or a body that is not JSON)."""
+class TaskAborted(Exception):
+    """A task ended by raising something that is not an `Exception` (`SystemExit`,
+    `KeyboardInterrupt`, `asyncio.CancelledError`, `GeneratorExit`...).
 
-    def __init__(self, *, task: str, detail: str) -> None:
+    Error handlers take an `Exception`; they get this, with the original as `aborted`
+    (and as `__cause__`), and by default the message is retried like any failure.
+    """
+
+    def __init__(self, aborted: BaseException) -> None:
+        detail = f": {aborted}" if str(aborted) else ""
+        super().__init__(f"task raised {type(aborted).__name__}{detail}")
+        self.aborted = aborted
+        self.__cause__ = aborted
+
+
+class PayloadError(Exception):
+    """A payload that does not fit the task's model (or a body that is not JSON).
+
+    The processor hands a received message's bad payload to the task's `handle_error` as
+    this error, and only as this error. It is deliberately not a `ValueError` (pydantic's
+    `ValidationError` is one): a handler that deletes on `isinstance(error, ValueError)` for
+    its own code's errors must not also delete malformed messages by accident. To delete bad
+    payloads, test for `PayloadError`. The pydantic error, when there is one, is
+    `validation_error` (and `__cause__`).
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        detail: str,
+        validation_error: pydantic.ValidationError | None = None,
+    ) -> None:
         super().__init__(f"payload of task {task!r} is invalid: {detail}")
         self.task = task
         self.detail = detail
+        self.validation_error = validation_error
 
 
 def encode_payload(payload: pydantic.BaseModel) -> str:
     return payload.model_dump_json()
+
+
+def _check_annotation(function: Callable[..., Any], model: type[pydantic.BaseModel]) -> None:
+    """Refuse `payload_model=` that contradicts the function's own payload annotation."""
+    try:
+        hints = get_type_hints(function)
+    except Exception:  # unresolvable annotations: payload_model= is there to stand in
+        return
+    parameters = list(inspect.signature(function).parameters)
+    annotation = hints.get(parameters[0]) if parameters else None
+    if (
+        isinstance(annotation, type)
+        and issubclass(annotation, pydantic.BaseModel)
+        and not issubclass(model, annotation)
+    ):
+        raise TypeError(
+            f"task function {function.__qualname__} takes a {annotation.__name__} but is "
+            f"given payload_model={model.__name__}: it would receive {model.__name__} "
+            "objects; make them agree (or leave payload_model= out)"
+        )
 
 
 def _payload_model_of(function: Callable[..., Any]) -> type[pydantic.BaseModel]:
@@ -199,6 +278,31 @@ def _payload_model_of(function: Callable[..., Any]) -> type[pydantic.BaseModel]:
             "pydantic model (its payload), or the decorator must be given payload_model="
         )
     return model
+
+
+def _unknown_keys(model: type[pydantic.BaseModel], data: Mapping[str, Any]) -> list[str]:
+    """Keys of `data` the model would drop silently (it has no `extra` policy of its own)."""
+    if "extra" in model.model_config:
+        return []  # the model chose: "ignore" and "allow" are deliberate, "forbid" reports
+    accepted = _accepted_keys(model)
+    return sorted(str(key) for key in data if key not in accepted)
+
+
+def _accepted_keys(model: type[pydantic.BaseModel]) -> set[str]:
+    """The top-level keys validation reads: names and aliases, as the model's config says."""
+    config = model.model_config
+    by_name = bool(config.get("validate_by_name") or config.get("populate_by_name"))
+    by_alias = config.get("validate_by_alias", True)
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias if field.validation_alias is not None else field.alias
+        if alias is None or by_name:
+            keys.add(name)
+        if alias is not None and by_alias:
+            choices = alias.choices if isinstance(alias, pydantic.AliasChoices) else [alias]
+            for choice in choices:
+                keys.add(str(choice.path[0]) if isinstance(choice, pydantic.AliasPath) else choice)
+    return keys
 
 
 def _describe(error: pydantic.ValidationError) -> str:

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kube_taskqueue_operator.resource.render import render
 from kube_taskqueue_operator.resource.validation import parse
@@ -109,21 +108,15 @@ FIFO_APP = textwrap.dedent(
 
     @provider.task("orders:report", queue="orders.fifo")
     def report(payload: Report) -> None: ...
+
+    # The TaskQueue's other queue has a task too: the rendered config carries its settings,
+    # and settings for a queue no task uses are refused.
+    @provider.task("example:job", queue="example_queue")
+    def example(payload: Report) -> None: ...
     """
 )
 
 
-def enqueue_help_has_fifo_ids() -> bool:
-    help_text = subprocess.run(
-        [str(TASKQUEUE), "enqueue", "--help"], capture_output=True, text=True, check=False
-    ).stdout
-    return "--group-id" in help_text and "--deduplication-id" in help_text
-
-
-@pytest.mark.skipif(
-    not enqueue_help_has_fifo_ids(),
-    reason="kube-taskqueue enqueue has no --group-id/--deduplication-id yet (processor CLI)",
-)
 def test_the_scheduled_fifo_send_is_accepted_and_a_retried_run_is_deduplicated(
     manifest, sqs, sqs_endpoint, prefix, tmp_path
 ):

@@ -3,7 +3,9 @@ ones, ten per call, flushed when ten are waiting or after a short delay.
 
 Workers never call SQS; they hand their outcome here. Entries SQS refuses for a transient
 reason are retried; an entry whose receipt is no longer valid is dropped (the message was
-already redelivered elsewhere, so nothing is lost).
+already redelivered elsewhere, so nothing is lost). `last_progress` says when the thread last
+got through a call or an idle wait, so /healthz can tell a dead or stuck acker (nothing would
+be deleted any more) from a busy one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ class Action(Enum):
     VISIBILITY = "visibility"
 
 
+class _Sent(Enum):
+    OK = "ok"  # the call was answered (some entries may have been refused)
+    REFUSED = "refused"  # SQS refused the call itself
+    UNREACHABLE = "unreachable"  # no answer: network trouble, throttling, 5xx
+
+
 @dataclasses.dataclass(kw_only=True)
 class Entry:
     receipt: ReceiptHandle
@@ -68,9 +76,15 @@ class Acker:
         self._stopping = False
         self._backoff = CallBackoff()
         self._thread = threading.Thread(target=self._run, name="taskqueue-acker", daemon=True)
+        #: Monotonic time the thread last finished a call or an idle wait.
+        self.last_progress = time.monotonic()
 
     def start(self) -> None:
+        self.last_progress = time.monotonic()
         self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
 
     def delete(self, *, queue_url: QueueUrl, entry: Entry) -> None:
         self._add(Action.DELETE, queue_url, entry)
@@ -123,6 +137,14 @@ class Acker:
         return any(len(entries) >= MAX_BATCH for entries in self._pending.values())
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # Say why before the thread ends; /healthz then reports the acker dead.
+            log.critical("the acker thread failed; nothing will be deleted any more", exc_info=True)
+            raise
+
+    def _loop(self) -> None:
         while True:
             with self._changed:
                 if not (self._stopping or self._has_full_batch()):
@@ -130,16 +152,28 @@ class Acker:
                 ready = self._take_ready()
                 if self._stopping and not ready and not any(self._pending.values()):
                     return
+            self.last_progress = time.monotonic()
             failed_call = False
-            for action, queue_url, batch in ready:
-                failed_call |= not self._send(action, queue_url, batch)
+            for index, (action, queue_url, batch) in enumerate(ready):
+                sent = self._send(action, queue_url, batch)
+                self.last_progress = time.monotonic()
+                if sent is _Sent.UNREACHABLE:
+                    # SQS is down or hanging: each further call would wait out its own
+                    # timeout. The rest waits for the backoff (not counted as attempts).
+                    for later_action, later_url, later in ready[index + 1 :]:
+                        self._requeue(
+                            later_action, later_url, later, reason="SQS unreachable", count=False
+                        )
+                    failed_call = True
+                    break
+                failed_call |= sent is not _Sent.OK
             if failed_call:
                 time.sleep(self._backoff.next_delay())
             else:
                 self._backoff.reset()
 
-    def _send(self, action: Action, queue_url: QueueUrl, batch: list[Entry]) -> bool:
-        """Send one batch; returns False when the call itself failed (entries requeued)."""
+    def _send(self, action: Action, queue_url: QueueUrl, batch: list[Entry]) -> _Sent:
+        """Send one batch; when the call itself fails its entries are requeued."""
         by_id = {str(index): entry for index, entry in enumerate(batch)}
         try:
             if action is Action.DELETE:
@@ -172,7 +206,7 @@ class Acker:
             self._requeue(
                 action, queue_url, batch, reason=str(error), count=not is_transient(error)
             )
-            return False
+            return _Sent.UNREACHABLE if is_transient(error) else _Sent.REFUSED
         successful = response.get("Successful", [])
         if action is Action.DELETE and successful:
             # A batch is for one queue URL, so for one queue.
@@ -196,7 +230,7 @@ class Acker:
                 retry.append(entry)
         if retry:
             self._requeue(action, queue_url, retry, reason="entries failed")
-        return True
+        return _Sent.OK
 
     def _requeue(
         self,

@@ -1,15 +1,27 @@
-"""One poller per queue: reserve free workers, long-poll SQS for that many, hand them over.
+"""One poller per queue: reserve free workers, receive that many messages, hand them over.
 
-The poller never receives more than the free workers can start right away, long-polls
-instead of sleeping, and backs off with jitter when SQS is down or throttling. When its share
-of workers is larger than one batch, it runs one receive loop per batch (as a hand-written
-consumer would), so a receive round trip does not cap the queue's throughput.
+The poller never receives more than the free workers can start right away (no message waits
+invisible in a local buffer), long-polls instead of sleeping, and backs off with jitter when
+SQS is down or throttling. It runs one receive loop per batch of workers, so a receive round
+trip does not cap a busy queue's throughput.
+
+Workers are reserved for what a queue is likely to return, so an idle queue does not tie up
+a share of the pool:
+- a *busy* queue (its last receive brought messages) takes up to `maxBatchSize` free workers
+  and waits at most `_BUSY_WAIT_SECONDS` for messages, so a queue that just ran dry holds
+  them only briefly;
+- an *idle* queue is watched by its first loop alone, holding one worker for its long poll
+  of `min(pollInterval, 20)` s; when other queues are already waiting for workers it polls
+  without waiting instead, at most once per `pollInterval`, and lets them have the worker.
+
+Once stop begins no receive is sent: the flag is checked again after the wait for workers,
+right before the call. A long poll already under way is let finish; what it brings back is
+returned at once.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,11 +36,16 @@ from kube_taskqueue.task import Message
 
 log = logging.getLogger(__name__)
 
-#: How often a poller waiting for free workers wakes to show it is alive.
+#: How often a poller waiting for free workers (or for its queue to turn busy) wakes to
+#: show it is alive.
 _SLOT_WAIT_SECONDS = 1.0
 #: How long a poller with some free workers waits for more, to receive a fuller batch.
 #: Short next to an SQS round trip, so a lone message is barely delayed.
 _GATHER_SECONDS = 0.005
+#: The long-poll wait of a busy queue's receive: long enough to find messages on every SQS
+#: server (a short poll samples only some), short enough that the workers it holds are back
+#: soon after the queue runs dry.
+_BUSY_WAIT_SECONDS = 1
 
 
 class Poller:
@@ -40,11 +57,11 @@ class Poller:
         settings: QueueSettings,
         client: SqsClient,
         slots: Slots,
-        share: int,
+        loops: int,
         in_flight: InFlight,
         metrics: Metrics,
         submit: Callable[[Held], None],
-        give_back: Callable[[list[Held]], None],
+        give_back: Callable[[Held], bool],
         stopping: threading.Event,
     ) -> None:
         self.queue = queue
@@ -52,8 +69,7 @@ class Poller:
         self._settings = settings
         self._client = client
         self._slots = slots
-        # With several queues, one long-polling queue must not hold every free worker.
-        self._most = max(1, min(settings.max_batch_size, share))
+        self._most = settings.max_batch_size
         self._in_flight = in_flight
         self._metrics = metrics
         self._submit = submit
@@ -64,10 +80,15 @@ class Poller:
         self.receives = 0
         self._last_receive_ok = True
         self._resolve_lock = threading.Lock()
-        loops = max(1, math.ceil(max(1, share) / settings.max_batch_size))
+        #: Set while the queue's last receive brought messages; idle queues start unset.
+        self._busy = threading.Event()
+        #: When an idle queue that gave its worker to others polls again (monotonic).
+        self._next_idle_poll = 0.0
         self._threads = [
-            threading.Thread(target=self._run, name=f"taskqueue-poller-{queue}-{i}", daemon=True)
-            for i in range(loops)
+            threading.Thread(
+                target=self._run, args=(i,), name=f"taskqueue-poller-{queue}-{i}", daemon=True
+            )
+            for i in range(max(1, loops))
         ]
         started = time.monotonic()
         self._progress = {thread.name: started for thread in self._threads}
@@ -84,6 +105,9 @@ class Poller:
     def is_alive(self) -> bool:
         return all(thread.is_alive() for thread in self._threads)
 
+    def any_alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
     @property
     def last_progress(self) -> float:
         """When the least recent of its receive loops last made progress."""
@@ -99,25 +123,68 @@ class Poller:
         """The queue was found and SQS answers (a first long poll need not have ended)."""
         return self.queue_url is not None and self._last_receive_ok
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
         name = threading.current_thread().name
         while not self._stopping.is_set():
             self._progress[name] = time.monotonic()
             if self.queue_url is None and not self._resolve():
                 continue
-            reserved = self._slots.reserve(
-                most=self._most, timeout=_SLOT_WAIT_SECONDS, gather=_GATHER_SECONDS
-            )
-            if not reserved:
-                continue
-            received = self._receive(reserved)
-            self._slots.give_back(reserved - len(received))
-            if self._stopping.is_set():
-                # Received while shutting down: nobody will start these, return them now.
-                self._give_back(received)
-                break
+            if self._busy.is_set():
+                reserved = self._slots.reserve(
+                    most=self._most, timeout=_SLOT_WAIT_SECONDS, gather=_GATHER_SECONDS
+                )
+                if reserved:
+                    wait = min(_BUSY_WAIT_SECONDS, self._settings.wait_seconds)
+                    self._receive_into(reserved, wait=wait)
+            elif index == 0:
+                self._poll_idle()
+            else:
+                # The first loop watches an idle queue; another long poll would hold a
+                # worker for nothing.
+                self._busy.wait(_SLOT_WAIT_SECONDS)
+
+    def _poll_idle(self) -> None:
+        now = time.monotonic()
+        if now < self._next_idle_poll:
+            self._stopping.wait(min(self._next_idle_poll - now, _SLOT_WAIT_SECONDS))
+            return
+        if not self._slots.reserve(most=1, timeout=_SLOT_WAIT_SECONDS):
+            return
+        # Others already wait for workers: look without waiting, give the worker back at
+        # once if there is nothing, and look again after pollInterval. Otherwise long-poll.
+        yielding = self._slots.waiting > 0
+        polled_at = time.monotonic()
+        received = self._receive_into(1, wait=0 if yielding else self._settings.wait_seconds)
+        if yielding and received == 0:
+            self._next_idle_poll = polled_at + self._settings.poll_interval
+
+    def _receive_into(self, reserved: int, *, wait: int) -> int:
+        """Receive up to `reserved` messages (workers already reserved) and hand them over;
+        returns how many came. Unused reservations go back to the pool."""
+        if self._stopping.is_set():
+            # Stop began while this loop waited for workers: no receive after that.
+            self._slots.give_back(reserved)
+            return 0
+        received, retry_in = self._receive(reserved, wait=wait)
+        if retry_in is not None:
+            # The workers go back before the backoff: another queue may use them meanwhile.
+            self._slots.give_back(reserved)
+            self._stopping.wait(retry_in)
+            return 0
+        self._slots.give_back(reserved - len(received))
+        if received:
+            self._busy.set()
+        else:
+            self._busy.clear()
+        if self._stopping.is_set():
+            # Received while shutting down: nobody will start these, return them now.
             for held in received:
-                self._submit(held)
+                self._give_back(held)
+            self._slots.give_back(len(received))
+            return len(received)
+        for held in received:
+            self._submit(held)
+        return len(received)
 
     def _resolve(self) -> bool:
         with self._resolve_lock:
@@ -144,13 +211,15 @@ class Poller:
         self._backoff.reset()
         return True
 
-    def _receive(self, count: int) -> list[Held]:
+    def _receive(self, count: int, *, wait: int) -> tuple[list[Held], float | None]:
+        """One ReceiveMessage: the messages it brought, and when it failed the backoff
+        delay to wait before the next one."""
         assert self.queue_url is not None
         try:
             response = self._client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=count,
-                WaitTimeSeconds=self._settings.wait_seconds,
+                WaitTimeSeconds=wait,
                 VisibilityTimeout=self._settings.message_visibility_timeout,
                 MessageAttributeNames=["All"],
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
@@ -166,8 +235,7 @@ class Poller:
                 delay,
                 extra={"queue": self.queue},
             )
-            self._stopping.wait(delay)
-            return []
+            return [], delay
         self._backoff.reset()
         self._last_receive_ok = True
         self.receives += 1
@@ -177,7 +245,7 @@ class Poller:
             series = self._metrics.queue(self.queue)
             series.received.inc(len(held))
             series.in_flight.inc(len(held))
-        return held
+        return held, None
 
     def _hold(self, raw: Mapping[str, Any], now: float) -> Held:
         assert self.queue_url is not None

@@ -3,29 +3,38 @@
 Workers do no network I/O of their own (the task's code aside): outcomes go to the acker.
 A message that cannot be routed or parsed is never deleted silently: it is logged with the
 reason, counted, and left for redelivery, so the queue's redrive policy decides its end.
+Whatever a task raises, `BaseException`s included (`SystemExit` from `sys.exit()`,
+`KeyboardInterrupt`, `asyncio.CancelledError`, `GeneratorExit`), is a failure of that
+message, and the worker carries on: a task cannot end its worker, strand its message or
+shrink the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from kube_taskqueue.config import QueueSettings
 from kube_taskqueue.logs import log_context
 from kube_taskqueue.provider import Provider
-from kube_taskqueue.runtime.acker import Acker, Entry
-from kube_taskqueue.runtime.backoff import retry_delay_seconds
 from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
 from kube_taskqueue.runtime.metrics import Metrics
-from kube_taskqueue.task import PayloadError, Task, handling
+from kube_taskqueue.runtime.outcomes import Outcomes
+from kube_taskqueue.task import PayloadError, Task, TaskAborted, handling
 
 log = logging.getLogger(__name__)
+
+#: How long a worker lets the leftovers of an event loop a task broke out of finish their
+#: cancellation before it closes that loop.
+_LOOP_CLEANUP_SECONDS = 1.0
+#: How often a stop waiting for running tasks looks whether it was told to hurry.
+_STOP_POLL_SECONDS = 0.1
 
 
 class UnroutableError(LookupError):
@@ -39,19 +48,17 @@ class WorkerPool:
         size: int,
         provider: Provider,
         handled: frozenset[str],
-        queue_settings: Mapping[str, QueueSettings],
         in_flight: InFlight,
         slots: Slots,
-        acker: Acker,
+        outcomes: Outcomes,
         metrics: Metrics,
         stopping: threading.Event,
     ) -> None:
         self._provider = provider
         self._handled = handled
-        self._queue_settings = queue_settings
         self._in_flight = in_flight
         self._slots = slots
-        self._acker = acker
+        self._outcomes = outcomes
         self._metrics = metrics
         self._stopping = stopping
         self._jobs: queue.SimpleQueue[Held | None] = queue.SimpleQueue()
@@ -77,16 +84,21 @@ class WorkerPool:
                 return returned
             if held is None:
                 continue  # a stop sentinel: its worker has left or is leaving anyway
-            self._give_back(held)
+            returned += self._outcomes.give_back(held)
             self._slots.give_back(1)
-            returned += 1
 
-    def stop(self, *, deadline: float) -> list[threading.Thread]:
-        """Let running tasks finish until `deadline` (monotonic); returns threads still busy."""
+    def stop(self, *, deadline: float, hurry: threading.Event) -> list[threading.Thread]:
+        """Let running tasks finish until `deadline` (monotonic) or until `hurry` is set;
+        returns the threads still busy."""
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            # In short joins, so a forced stop does not wait for a long task.
+            while thread.is_alive() and not hurry.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                thread.join(min(remaining, _STOP_POLL_SECONDS))
         return [thread for thread in self._threads if thread.is_alive()]
 
     def alive(self) -> int:
@@ -100,24 +112,27 @@ class WorkerPool:
             held = self._jobs.get()
             if held is None:
                 break
-            if self._stopping.is_set():
-                # Shutting down: a message nobody started goes back at once.
-                self._give_back(held)
-                self._slots.give_back(1)
-                continue
             try:
+                if self._stopping.is_set():
+                    # Shutting down: a message nobody started goes back at once.
+                    self._outcomes.give_back(held)
+                    continue
                 if loop is None:
                     loop = asyncio.new_event_loop()
-                self._handle(held, loop)
-            except Exception:  # never let one message kill a worker
+                if not self._handle(held, loop):
+                    # A task broke out of its event loop; the next one gets a fresh loop.
+                    _close_loop(loop)
+                    loop = None
+            except BaseException:  # never let one message end a worker
                 log.exception("unexpected error handling message %s", held.message.message_id)
-                self._retry(held)
+                self._outcomes.retry(held)  # sends nothing if the message was settled
             finally:
                 self._slots.give_back(1)
         if loop is not None:
-            loop.close()
+            _close_loop(loop)
 
-    def _handle(self, held: Held, loop: asyncio.AbstractEventLoop) -> None:
+    def _handle(self, held: Held, loop: asyncio.AbstractEventLoop) -> bool:
+        """Run one message; False when the event loop must not be reused."""
         message = held.message
         context = {
             "queue": message.queue,
@@ -129,14 +144,14 @@ class WorkerPool:
         with log_context(**context):
             task = self._route(held)
             if task is None:
-                return
+                return True
             try:
                 payload = task.parse_payload(message.body)
             except PayloadError as error:
                 self._metrics.unroutable.labels(queue=message.queue, reason="bad_payload").inc()
                 log.error("message not processed: %s", error)
                 self._after_failure(held, task, error)
-                return
+                return True
             self._in_flight.start(
                 message.receipt_handle,
                 now=time.monotonic(),
@@ -147,26 +162,30 @@ class WorkerPool:
             try:
                 with handling(message):
                     _run_process(task, payload, loop)
-            except Exception as error:
+            # BaseException: a task's SystemExit or KeyboardInterrupt is that task's failure,
+            # not the process's (signals reach the main thread only, never a worker).
+            except BaseException as raised:
                 duration = time.perf_counter() - started
                 series = self._metrics.task(message.queue, task.name)
                 series.duration.observe(duration)
                 series.failed.inc()
                 log.error(
                     "task failed: %s: %s",
-                    type(error).__name__,
-                    error,
-                    exc_info=error,
+                    type(raised).__name__,
+                    raised,
+                    exc_info=raised,
                     extra={"duration": round(duration, 6)},
                 )
-                self._after_failure(held, task, error)
-                return
+                failure = raised if isinstance(raised, Exception) else TaskAborted(raised)
+                self._after_failure(held, task, failure)
+                return isinstance(raised, Exception)
             duration = time.perf_counter() - started
             series = self._metrics.task(message.queue, task.name)
             series.duration.observe(duration)
             series.processed.inc()
             log.info("task done", extra={"duration": round(duration, 6)})
-            self._delete(held)
+            self._outcomes.delete(held)
+            return True
 
     def _route(self, held: Held) -> Task[Any] | None:
         message = held.message
@@ -182,55 +201,21 @@ class WorkerPool:
                 if not name
                 else f"task {name!r} is not handled by this processor",
             )
-            self._retry(held)
+            self._outcomes.retry(held)
             return None
         return task
 
     def _after_failure(self, held: Held, task: Task[Any], error: Exception) -> None:
         try:
             delete = bool(task.handle_error(error, held.message))
-        except Exception:
+        except BaseException:  # an error handler cannot end the worker either
             log.exception("error handler of task %s failed; keeping the message", task.name)
             delete = False
         if delete:
             log.info("error handler chose to delete the message")
-            self._delete(held)
+            self._outcomes.delete(held)
         else:
-            self._retry(held)
-
-    # -- outcomes, handed to the acker -----------------------------------------------------
-
-    def _delete(self, held: Held) -> None:
-        self._in_flight.release(held.message.receipt_handle)
-        self._acker.delete(queue_url=held.queue_url, entry=_entry(held))
-        self._metrics.queue(held.message.queue).in_flight.dec()
-
-    def _retry(self, held: Held) -> None:
-        settings = self._queue_settings[held.message.queue]
-        delay = retry_delay_seconds(
-            receive_count=held.message.receive_count,
-            initial=settings.retry_backoff_initial,
-            maximum=settings.retry_backoff_max,
-        )
-        self._in_flight.release(held.message.receipt_handle)
-        self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=delay))
-        self._metrics.queue(held.message.queue).retried.inc()
-        self._metrics.queue(held.message.queue).in_flight.dec()
-
-    def _give_back(self, held: Held) -> None:
-        self._in_flight.release(held.message.receipt_handle)
-        self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=0))
-        self._metrics.queue(held.message.queue).returned.inc()
-        self._metrics.queue(held.message.queue).in_flight.dec()
-
-
-def _entry(held: Held, *, visibility: int = 0) -> Entry:
-    return Entry(
-        receipt=held.message.receipt_handle,
-        message_id=held.message.message_id,
-        queue=held.message.queue,
-        visibility_seconds=visibility,
-    )
+            self._outcomes.retry(held)
 
 
 def _run_process(task: Task[Any], payload: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -242,3 +227,18 @@ def _run_process(task: Task[Any], payload: Any, loop: asyncio.AbstractEventLoop)
 
 async def _bounded(awaitable: Any, timeout: float | None) -> None:
     await asyncio.wait_for(awaitable, timeout)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a task left running on `loop` (briefly), then close it."""
+    try:
+        pending = asyncio.all_tasks(loop)
+        for leftover in pending:
+            leftover.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=_LOOP_CLEANUP_SECONDS))
+    except BaseException:  # a leftover that refuses to go is abandoned with its loop
+        log.debug("leftover tasks of a closed event loop did not finish", exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            loop.close()

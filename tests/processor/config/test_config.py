@@ -94,3 +94,47 @@ def test_unreadable_and_non_yaml_files_give_one_line(tmp_path: Path):
     listed.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must be a mapping, got list"):
         load_config(listed)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "use"),
+    [
+        ("retryBackoffInitial", 0.5, 1),
+        ("retryBackoffMax", 2.5, 3),
+        ("pollInterval", 0.5, 1),
+        ("pollInterval", 1.5, 2),
+    ],
+)
+def test_fractional_seconds_are_refused_naming_the_field(field, value, use):
+    # Before, int() cut them: retryBackoffInitial 0.5 retried at once, pollInterval 0.5 was a
+    # long poll of 0 s (polling without pause). SQS counts both in whole seconds.
+    with pytest.raises(ConfigError) as error:
+        parse_config({"app": "a:b", "queues": {"q": {field: value}}}, source="c.yaml")
+    message = str(error.value)
+    assert f"queues.q.{field}: {value} is not a whole number of seconds" in message
+    assert "SQS counts" in message and "in whole seconds" in message
+    assert f"(use {use})" in message
+
+
+def test_whole_seconds_written_as_floats_are_accepted():
+    queue = parse_config(
+        {"app": "a:b", "queues": {"q": {"retryBackoffInitial": 2.0, "retryBackoffMax": 60.0}}},
+        source="c.yaml",
+    ).queues["q"]
+    assert (queue.retry_backoff_initial, queue.retry_backoff_max) == (2, 60)
+    assert isinstance(queue.retry_backoff_initial, int)
+
+
+def test_an_initial_backoff_above_the_cap_is_refused_when_both_are_set():
+    # Before, every retry silently waited retryBackoffMax. The operator's CRD has this rule.
+    with pytest.raises(ConfigError) as error:
+        parse_config(
+            {"app": "a:b", "queues": {"q": {"retryBackoffInitial": 60, "retryBackoffMax": 10}}},
+            source="c.yaml",
+        )
+    assert "queues.q: retryBackoffInitial (60) must not exceed retryBackoffMax (10)" in str(
+        error.value
+    )
+    # A cap alone below the default initial delay is a cap, as before.
+    only_cap = QueueSettings(retryBackoffMax=3)
+    assert (only_cap.retry_backoff_initial, only_cap.retry_backoff_max) == (5, 3)

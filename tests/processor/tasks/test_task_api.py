@@ -6,7 +6,7 @@ import pytest
 from kube_taskqueue import DuplicateTaskError, PayloadError, Producer, Provider, SendRequest, Task
 from kube_taskqueue.logs import log_context
 from kube_taskqueue.task import JOB_NAME_ATTRIBUTE, TRACE_ID_ATTRIBUTE
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Payload(BaseModel):
@@ -84,6 +84,16 @@ def test_payload_is_validated_before_sending_with_the_field_named():
         producer().build_request(ExampleTask(), {"other": 1})
 
 
+def test_unknown_keys_and_invalid_fields_are_reported_together():
+    with pytest.raises(PayloadError) as error:
+        producer().build_request(ExampleTask(), {"parma": "x"})
+    assert str(error.value) == (
+        "payload of task 'example:job' is invalid: parma: not a field of Payload (fields: "
+        "param); set model_config extra='ignore' on the model to drop unknown keys; "
+        "param: Field required"
+    )
+
+
 def test_send_request_carries_body_job_name_and_trace_id():
     request = producer().build_request(ExampleTask(), {"param": "value"})
     assert request["MessageBody"] == '{"param":"value"}'
@@ -131,3 +141,84 @@ def test_parse_payload_reports_bad_json_and_wrong_shape():
     with pytest.raises(PayloadError, match="param"):
         task.parse_payload('{"param": 5}')
     assert task.parse_payload('{"param": "ok"}') == Payload(param="ok")
+
+
+class Cleanup(BaseModel):
+    older_than_days: int = 30
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    a: int = 1
+
+
+class Aliased(BaseModel):
+    value: int = Field(alias="Value")
+
+
+class Other(BaseModel):
+    x: int
+
+
+class Narrower(Payload):
+    extra: int = 0
+
+
+def test_payload_error_is_not_a_value_error():
+    # The error handler sees bad payloads as PayloadError; a handler's ValueError test (for
+    # its own code, or pydantic's ValidationError) must not match it by accident.
+    with pytest.raises(PayloadError) as error:
+        ExampleTask().parse_payload('{"param": 5}')
+    assert not isinstance(error.value, ValueError)
+    assert isinstance(error.value.validation_error, ValidationError)
+    assert error.value.__cause__ is error.value.validation_error
+
+
+def test_a_misspelt_payload_key_is_refused_before_sending():
+    # Before, pydantic dropped the unknown key and the field's default was sent.
+    provider = Provider()
+
+    @provider.task("cleanup:job", queue="q")
+    def cleanup(payload: Cleanup) -> None:
+        pass
+
+    with pytest.raises(PayloadError) as error:
+        producer().build_request(provider["cleanup:job"], {"older_then_days": 7})
+    assert "older_then_days: not a field of Cleanup (fields: older_than_days)" in str(error.value)
+    request = producer().build_request(provider["cleanup:job"], {"older_than_days": 7})
+    assert request["MessageBody"] == '{"older_than_days":7}'
+
+
+def test_unknown_keys_follow_the_model_s_own_policy_and_aliases():
+    provider = Provider()
+
+    @provider.task("lenient:job", queue="q")
+    def lenient(payload: Lenient) -> None:
+        pass
+
+    @provider.task("aliased:job", queue="q")
+    def aliased(payload: Aliased) -> None:
+        pass
+
+    # The model chose to ignore unknown keys: that is deliberate.
+    assert producer().build_request(provider["lenient:job"], {"a": 2, "extra": 1})
+    assert producer().build_request(provider["aliased:job"], {"Value": 2})
+    # By name, without populate_by_name, pydantic would drop it: refused, naming the alias.
+    with pytest.raises(PayloadError, match=r"value: not a field of Aliased \(fields: Value\)"):
+        producer().build_request(provider["aliased:job"], {"value": 2})
+
+
+def test_a_payload_model_contradicting_the_annotation_is_refused():
+    provider = Provider()
+    with pytest.raises(TypeError, match="takes a Payload but is given payload_model=Other"):
+
+        @provider.task("a:job", queue="q", payload_model=Other)
+        def handler(payload: Payload) -> None:
+            pass
+
+    # A subclass of the annotation is what the function can take.
+    @provider.task("b:job", queue="q", payload_model=Narrower)
+    def narrower(payload: Payload) -> None:
+        pass
+
+    assert provider["b:job"].payload_model is Narrower
