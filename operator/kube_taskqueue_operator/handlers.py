@@ -6,12 +6,17 @@ operator's settings, so nothing is read from the environment at import time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
 from kube_taskqueue_operator import failpoints
+from kube_taskqueue_operator.claims import ClaimIndex, identities, rank
 from kube_taskqueue_operator.queues import QueueError
 from kube_taskqueue_operator.reconcile import Emit, Reconciler
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
@@ -45,7 +50,8 @@ def configure_kopf(
     settings.execution.max_workers = 8
     if operator.peering:
         settings.peering.name = operator.peering
-        settings.peering.priority = operator.priority
+        settings.peering.priority = operator.priority or 0  # main() draws one when unset
+        settings.peering.lifetime = operator.peering_lifetime
         settings.peering.mandatory = True
     else:
         settings.peering.standalone = True
@@ -62,9 +68,14 @@ def register(
     reconciler: Reconciler,
     workloads: Workloads,
     webhook_tls: WebhookTls | None,
+    claims: ClaimIndex,
+    started: threading.Event | None = None,
 ) -> None:
     """Register every handler of the operator into `registry`; the admission webhook when
-    `webhook_tls` is given."""
+    `webhook_tls` is given. `claims` is the queue-claim index (kept by `ClaimWatcher`);
+    `started` is set when the start-up handler is done (kopf then serves and watches)."""
+
+    limiter = WarningLimiter(interval=operator.warning_repeat_interval)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -72,39 +83,39 @@ def register(
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings, operator, webhook_tls)
-
-    @kopf.index(*RESOURCE, registry=registry, id="taskqueues")
-    def taskqueues(body: kopf.Body, **_: Any) -> dict[str, Any]:
-        """Every TaskQueue's spec by namespace/name, for the cross-resource queue rule."""
-        key = f"{body.metadata.namespace}/{body.metadata.name}"
-        return {key: {"metadata": dict(body.metadata), "spec": dict(body.spec)}}
+        # kopf starts its webhook server (and, when managed, registers it) and its watches
+        # only after the start-up handlers: so this replica admits and reconciles only
+        # with every TaskQueue's claims known. `/readyz` says the same meanwhile.
+        while not claims.complete:
+            await asyncio.sleep(0.1)
+        if started is not None:
+            started.set()
 
     if webhook_tls is not None:
 
         @kopf.on.validate(
             *RESOURCE, id="taskqueue", registry=registry, operations=["CREATE", "UPDATE"]
         )
-        def admit(body: kopf.Body, **kwargs: Any) -> None:
-            taskqueues: kopf.Index[str, Any] = kwargs["taskqueues"]
-            document = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
-            try:
-                resource = reconciler.resolve(document)
-                others = [
-                    reconciler.resolve(p) for p in _peers(taskqueues) if _valid(reconciler, p)
-                ]
-                problems = [p.message for p in validate_against(resource, others)]
-            except InvalidDocument as error:
-                problems = [p.message for p in error.problems]
+        async def admit(body: kopf.Body, **kwargs: Any) -> None:
+            # Async on purpose: it runs on the event loop, never in kopf's executor, whose
+            # threads reconciles may hold while SQS hangs. It does no I/O.
+            problems = admission_problems(
+                reconciler,
+                claims,
+                body=body,
+                old=kwargs.get("old"),
+                operation=str(kwargs.get("operation") or ""),
+            )
             if problems:
                 raise kopf.AdmissionError("; ".join(problems), code=422)
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile")
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile")
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")
-    def reconcile(body: kopf.Body, **kwargs: Any) -> None:
-        _reconcile(reconciler, workloads, body, kwargs["taskqueues"])
+    def reconcile(body: kopf.Body, **_: Any) -> None:
+        _reconcile(reconciler, workloads, claims, body, limiter=limiter)
 
     @kopf.timer(
         *RESOURCE,
@@ -114,8 +125,8 @@ def register(
         initial_delay=operator.drift_interval,
         idle=operator.drift_interval / 2,
     )
-    def drift(body: kopf.Body, **kwargs: Any) -> None:
-        _reconcile(reconciler, workloads, body, kwargs["taskqueues"])
+    def drift(body: kopf.Body, **_: Any) -> None:
+        _reconcile(reconciler, workloads, claims, body, limiter=limiter)
 
     @kopf.timer(
         *RESOURCE,
@@ -136,21 +147,112 @@ def register(
             raise kopf.TemporaryError(str(error), delay=error.delay) from None
 
 
-def _emitter(body: kopf.Body) -> Emit:
+class WarningLimiter:
+    """Posts a Warning event again only after `interval` seconds when nothing about it
+    changed (same object, reason and message): retries while Degraded would otherwise post
+    one per attempt. Normal events (what a reconcile changed) always pass."""
+
+    #: Entries kept at most; the oldest go first (one per object and problem is plenty).
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, *, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._posted: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, *, uid: str, kind: str, reason: str, message: str) -> bool:
+        if kind != "Warning" or self._interval <= 0:
+            return True
+        key = (uid, reason, message)
+        now = self._clock()
+        with self._lock:
+            last = self._posted.get(key)
+            if last is not None and now - last < self._interval:
+                return False
+            self._posted.pop(key, None)
+            self._posted[key] = now
+            while len(self._posted) > self.MAX_ENTRIES:
+                del self._posted[next(iter(self._posted))]
+        return True
+
+    def forget(self, uid: str) -> None:
+        """The object is healthy again: its next problem is a new episode, posted at once."""
+        with self._lock:
+            for key in [k for k in self._posted if k[0] == uid]:
+                del self._posted[key]
+
+
+def _emitter(body: kopf.Body, limiter: WarningLimiter | None = None) -> Emit:
     def emit(kind: str, reason: str, message: str) -> None:
-        kopf.event(body, type=kind, reason=reason, message=message[:1024])
+        message = message[:1024]
+        uid = str(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}")
+        if limiter is None or limiter.allow(uid=uid, kind=kind, reason=reason, message=message):
+            kopf.event(body, type=kind, reason=reason, message=message)
 
     return emit
 
 
-def _peers(index: kopf.Index[str, Any]) -> list[dict[str, Any]]:
-    return [value for key in index for value in index[key]]
+def admission_problems(
+    reconciler: Reconciler,
+    claims: ClaimIndex,
+    *,
+    body: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    operation: str,
+) -> list[str]:
+    """Why the API server should refuse this CREATE or UPDATE; empty to admit it.
+
+    An object being deleted, and an update that leaves the spec as it is (labels, kopf's
+    finalizer and annotations, its removal at deletion), are always admitted: refusing them
+    would only keep a resource from being labelled or deleted. Otherwise the resource must
+    be valid on its own and claim no queue a senior TaskQueue holds (`claims`): on CREATE
+    every stored claimant is senior; on UPDATE only those created before it, so the owner
+    of a queue can always be edited."""
+    metadata = body.get("metadata", {})
+    if metadata.get("deletionTimestamp"):
+        return []
+    if operation == "UPDATE" and old is not None and old.get("spec") == body.get("spec"):
+        return []
+    if not claims.complete:
+        return [
+            "the operator is still loading the TaskQueues of the cluster, so it cannot yet "
+            "tell whether this one claims another's SQS queue; retry in a few seconds"
+        ]
+    document = {"metadata": dict(metadata), "spec": dict(body.get("spec", {}))}
+    try:
+        resource = reconciler.resolve(document)
+    except InvalidDocument as error:
+        return [p.message for p in error.problems]
+    problems = [p.message for p in validate_against(resource, [])]
+    key = f"{metadata.get('namespace') or 'default'}/{metadata.get('name')}"
+    own_rank = rank(metadata) if operation == "UPDATE" else None
+    problems += [c.message for c in claims.clashes(identities(resource), key=key, rank=own_rank)]
+    return problems
+
+
+#: Seconds a reconcile waits for the claim index's first list before it is retried.
+INDEX_WAIT_SECONDS = 10.0
 
 
 def _reconcile(
-    reconciler: Reconciler, workloads: Workloads, body: kopf.Body, index: kopf.Index[str, Any]
+    reconciler: Reconciler,
+    workloads: Workloads,
+    claims: ClaimIndex,
+    body: kopf.Body,
+    *,
+    limiter: WarningLimiter,
 ) -> None:
-    outcome = reconciler.reconcile(_document(body), peers=_peers(index), emit=_emitter(body))
+    if not claims.wait_complete(INDEX_WAIT_SECONDS) or not claims.wait_seen(
+        _document(body), INDEX_WAIT_SECONDS
+    ):
+        raise kopf.TemporaryError("the TaskQueue claim index has not caught up yet", delay=2)
+    # Only the senior claimants of its queues: a junior clash never invalidates the owner;
+    # the junior sees the owner here and turns Invalid.
+    peers = [dict(peer) for peer in claims.senior_peers(_document(body))]
+    outcome = reconciler.reconcile(_document(body), peers=peers, emit=_emitter(body, limiter))
+    if not outcome.status:
+        return  # an older generation than already reconciled (the drift timer racing an edit)
     reconciler.failpoints.hit(failpoints.BEFORE_STATUS)
     try:
         workloads.patch_status(
@@ -160,6 +262,8 @@ def _reconcile(
         )
     except WorkloadError as error:
         raise kopf.TemporaryError(str(error), delay=error.delay) from None
+    if outcome.retry_after is None and not outcome.invalid:
+        limiter.forget(str(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"))
     if outcome.retry_after is not None:
         # kopf logs a temporary error as one line (no traceback) and retries after the delay.
         raise kopf.TemporaryError(
@@ -191,11 +295,3 @@ def _document(body: kopf.Body) -> dict[str, Any]:
         "spec": dict(body.spec),
         "status": dict(body.get("status", {})),
     }
-
-
-def _valid(reconciler: Reconciler, body: dict[str, Any]) -> bool:
-    try:
-        reconciler.resolve(body)
-    except InvalidDocument:
-        return False
-    return True

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
+import secrets
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import aiohttp.web
 import kopf
 import kubernetes
 import pydantic
 import urllib3
 import yaml
 
+from kube_taskqueue_operator.claims import ClaimIndex, ClaimWatcher
 from kube_taskqueue_operator.failpoints import Failpoints
 from kube_taskqueue_operator.handlers import register
 from kube_taskqueue_operator.reconcile import Reconciler, SqsClients
@@ -85,6 +90,39 @@ def _connect(api: kubernetes.client.ApiClient, settings: OperatorSettings) -> Wo
         urllib3_log.setLevel(level)
 
 
+def _ensure_peering(api: kubernetes.client.ApiClient, settings: OperatorSettings) -> None:
+    """Create kopf's peering object when it is absent: kopf only patches it, and with none
+    every replica would reconcile. A ClusterKopfPeering when watching the cluster, else a
+    KopfPeering per watched namespace (as kopf looks them up). Raises ApiException (404 when
+    kopf's peering CRDs are not installed)."""
+    assert settings.peering
+    objects = kubernetes.client.CustomObjectsApi(api)
+    metadata = {"name": settings.peering}
+    try:
+        if not settings.namespaces:
+            objects.create_cluster_custom_object(
+                "kopf.dev",
+                "v1",
+                "clusterkopfpeerings",
+                {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": metadata},
+            )
+        for namespace in settings.namespaces:
+            try:
+                objects.create_namespaced_custom_object(
+                    "kopf.dev",
+                    "v1",
+                    namespace,
+                    "kopfpeerings",
+                    {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": metadata},
+                )
+            except kubernetes.client.ApiException as error:
+                if error.status != 409:
+                    raise
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:  # another replica made it first
+            raise
+
+
 def _unreachable(error: Exception) -> str:
     if isinstance(error, kubernetes.client.ApiException):
         refused = " (the credentials were refused)" if error.status == 401 else ""
@@ -115,6 +153,10 @@ def run(argv: Sequence[str]) -> int:
 
 
 def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
+    if settings.peering and settings.priority is None:
+        # Replicas of one Deployment share their environment: each draws its own priority,
+        # as a tie would pause them all.
+        settings = settings.model_copy(update={"priority": secrets.randbelow(2**31 - 2) + 1})
     try:
         api = _client()
     except NoCredentials as error:
@@ -133,6 +175,17 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
             file=sys.stderr,
         )
         return 1
+    if settings.peering:
+        try:
+            _ensure_peering(api, settings)
+        except kubernetes.client.ApiException as error:
+            missing = " (are kopf's peering CRDs installed?)" if error.status == 404 else ""
+            print(
+                f"kube-taskqueue operator: cannot create the peering object "
+                f"{settings.peering!r}: {error.status} {error.reason}{missing}",
+                file=sys.stderr,
+            )
+            return 1
     try:
         tls = prepare(settings, api) if settings.webhook_enabled else None
     except CertificateError as error:
@@ -144,18 +197,98 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         defaults=settings.sqs_defaults,
         failpoints=Failpoints(settings.failpoint),
     )
+    claims = ClaimIndex(resolve=reconciler.resolve, scopes=settings.namespaces or [None])
+    watcher = ClaimWatcher(
+        api, claims, namespaces=settings.namespaces, initial_delay=settings.claims_initial_delay
+    )
+    started = threading.Event()
     registry = kopf.OperatorRegistry()
     register(
-        registry, operator=settings, reconciler=reconciler, workloads=workloads, webhook_tls=tls
+        registry,
+        operator=settings,
+        reconciler=reconciler,
+        workloads=workloads,
+        webhook_tls=tls,
+        claims=claims,
+        started=started,
     )
-    log.info("starting the TaskQueue operator", extra={"namespaces": settings.namespaces or "all"})
-    asyncio.run(_operate(settings, registry, tls))
+    log.info(
+        "starting the TaskQueue operator",
+        extra={
+            "namespaces": settings.namespaces or "all",
+            "peering": settings.peering,
+            "priority": settings.priority,
+        },
+    )
+    watcher.start()
+    try:
+        asyncio.run(_operate(settings, registry, tls, Probes(claims=claims, started=started)))
+    finally:
+        watcher.stop()
     return 0
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Probes:
+    claims: ClaimIndex
+    started: threading.Event
+    """Set when kopf's start-up handler is done: it then serves the webhook and watches."""
+    webhook: tuple[str, int] | None = None
+    """Where the webhook listens, when it is served."""
+
+    def live(self) -> bool:
+        return self.started.is_set()
+
+    async def ready(self) -> bool:
+        """Admits correctly: the claim index is complete and the webhook answers."""
+        if not (self.claims.complete and self.started.is_set()):
+            return False
+        if self.webhook is None:
+            return True
+        host, port = self.webhook
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+
+async def _serve_probes(port: int, probes: Probes) -> aiohttp.web.AppRunner:
+    """`/healthz` (liveness: kopf is running, as its own endpoint said) and `/readyz`
+    (readiness: this replica admits correctly), on one port, listening from the start."""
+
+    async def healthz(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        if probes.live():
+            return aiohttp.web.Response(text="ok\n")
+        return aiohttp.web.Response(status=503, text="starting\n")
+
+    async def readyz(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        if await probes.ready():
+            return aiohttp.web.Response(text="ready\n")
+        return aiohttp.web.Response(status=503, text="loading the TaskQueue claim index\n")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await aiohttp.web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
 async def _operate(
-    settings: OperatorSettings, registry: kopf.OperatorRegistry, tls: WebhookTls | None
+    settings: OperatorSettings,
+    registry: kopf.OperatorRegistry,
+    tls: WebhookTls | None,
+    probes: Probes,
 ) -> None:
+    if tls is not None:
+        host = "127.0.0.1" if settings.webhook_listen in ("0.0.0.0", "::") else None
+        probes = dataclasses.replace(
+            probes, webhook=(host or settings.webhook_listen, settings.webhook_port)
+        )
+    runner = await _serve_probes(settings.health_port, probes)
     renewals = (
         asyncio.create_task(tls.renewer.keep_renewed(), name="webhook certificate renewal")
         if tls is not None and tls.renewer is not None
@@ -168,9 +301,9 @@ async def _operate(
             namespaces=settings.namespaces,
             standalone=settings.peering is None,
             peering_name=settings.peering,
-            priority=settings.priority,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+            priority=settings.priority or 0,
         )
     finally:
         if renewals is not None:
             renewals.cancel()
+        await runner.cleanup()

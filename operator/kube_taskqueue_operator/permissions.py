@@ -95,8 +95,9 @@ PEERING = (
     Permission(
         group="kopf.dev",
         resources=("kopfpeerings", "clusterkopfpeerings"),
-        verbs=("get", "list", "watch", "patch"),
-        why="kopf peering: one active replica, the others on standby",
+        verbs=("get", "list", "watch", "patch", "create"),
+        why="kopf peering: one active replica, the others on standby; the operator creates "
+        "the peering object when it is absent",
     ),
 )
 

@@ -3,17 +3,28 @@ tags, report their depth, and retain or delete them with the resource.
 
 Attributes are compared semantically (numbers as numbers, policies as parsed JSON), so a
 reconcile that changes nothing makes no SetQueueAttributes call and never loops.
+
+Clients come from `SqsClients`: one shared botocore session, a bounded LRU of clients that
+expire, and every call under a total deadline with a bounded number of calls in flight per
+endpoint (botocore's read timeout is per read: an endpoint dripping a byte a second would
+hold a call, and the kopf worker running it, forever).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import json
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import botocore.config
 import botocore.exceptions
+import botocore.session
 from kube_taskqueue.sqs import is_transient
 
 from kube_taskqueue_operator.resource.naming import TAG_OWNER, TAG_OWNER_UID
@@ -196,6 +207,23 @@ class QueueManager:
                 self._client.delete_queue(QueueUrl=url)
                 log.info("deleted queue %s", name)
 
+    def retire(self, url: str, *, delete: bool) -> str | None:
+        """A queue that left the spec: delete it or untag it, if it is still ours; says what
+        was done (None when it is gone or not ours)."""
+        name = url.rsplit("/", 1)[-1]
+        try:
+            if not self._owned(url):
+                return None
+            if delete:
+                self._client.delete_queue(QueueUrl=url)
+                return f"deleted queue {name} (no longer in the spec)"
+            self._client.untag_queue(QueueUrl=url, TagKeys=[TAG_OWNER, TAG_OWNER_UID])
+            return f"released queue {name} (no longer in the spec; kept, untagged)"
+        except Exception as error:
+            if _code(error) in _MISSING_CODES:
+                return None
+            raise classify(error, queue=name) from error
+
     # -- internals -------------------------------------------------------------------------
 
     def _url(self, name: str) -> str | None:
@@ -207,9 +235,17 @@ class QueueManager:
             raise
 
     def _owned(self, url: str) -> bool:
+        """Tagged as ours: the owner name, and the owner uid when both sides know one (a
+        TaskQueue deleted and re-created under the same name is another owner)."""
         tags = self._client.list_queue_tags(QueueUrl=url).get("Tags", {})
         owner: str | None = tags.get(TAG_OWNER)
-        return owner == self._owner
+        uid: str | None = tags.get(TAG_OWNER_UID)
+        if owner != self._owner:
+            return False
+        if uid and self._owner_uid and uid != self._owner_uid:
+            log.warning("queue %s is tagged for another %s (uid %s); left alone", url, owner, uid)
+            return False
+        return True
 
     def _ensure_one(
         self, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]
@@ -273,6 +309,177 @@ class QueueManager:
             self._client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
+        )
+
+
+class CallDeadlineExceeded(botocore.exceptions.BotoCoreError):
+    """An SQS call that did not finish within its total deadline (or found no free slot for
+    its endpoint in that time); classified as SQSUnavailable, retried."""
+
+    fmt = "{operation} on {endpoint} did not complete within {deadline:g} s"
+
+
+class _EndpointSlots:
+    """Calls in flight per endpoint: a slow endpoint holds at most `limit` threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def get(self, endpoint: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            slot = self._slots.get(endpoint)
+            if slot is None:
+                slot = self._slots[endpoint] = threading.BoundedSemaphore(self._limit)
+            return slot
+
+
+class DeadlineClient:
+    """A boto3 SQS client whose every call ends within `deadline` seconds.
+
+    The call runs in a thread of its own; the caller waits at most the deadline (a slot of
+    the endpoint included) and gets CallDeadlineExceeded. A thread left on a stuck call holds
+    its endpoint's slot until the call ends, so one bad endpoint ties up at most its slots,
+    never the operator's workers."""
+
+    def __init__(
+        self, client: Any, *, endpoint: str, deadline: float, slots: threading.BoundedSemaphore
+    ) -> None:
+        self.client = client
+        self._endpoint = endpoint
+        self._deadline = deadline
+        self._slots = slots
+
+    def __getattr__(self, operation: str) -> Callable[..., Any]:
+        method = getattr(self.client, operation)
+        if not callable(method):
+            return method  # type: ignore[no-any-return]
+
+        def call(**kwargs: Any) -> Any:
+            start = time.monotonic()
+            if not self._slots.acquire(timeout=self._deadline):
+                raise CallDeadlineExceeded(
+                    operation=operation, endpoint=self._endpoint, deadline=self._deadline
+                )
+            done = threading.Event()
+            result: dict[str, Any] = {}
+
+            def run() -> None:
+                try:
+                    result["value"] = method(**kwargs)
+                except BaseException as error:  # handed to the caller
+                    result["error"] = error
+                finally:
+                    self._slots.release()
+                    done.set()
+
+            threading.Thread(target=run, name=f"sqs-{operation}", daemon=True).start()
+            if not done.wait(max(0.0, self._deadline - (time.monotonic() - start))):
+                raise CallDeadlineExceeded(
+                    operation=operation, endpoint=self._endpoint, deadline=self._deadline
+                )
+            if "error" in result:
+                raise result["error"]
+            return result["value"]
+
+        return call
+
+
+@dataclasses.dataclass
+class _Cached:
+    client: DeadlineClient
+    created: float
+    key: str
+
+
+class SqsClients:
+    """SQS clients per region, endpoint and credentials, built from one botocore session
+    (its loaders and service models are what make a client cost ~8 MiB).
+
+    At most `max_clients` are kept (least recently used go first), each for `ttl_seconds`;
+    a new set of credentials from the same `source` (a credentials Secret) drops the client
+    of the old set, so rotated credentials are used at once and the old client is freed."""
+
+    def __init__(
+        self,
+        *,
+        call_timeout: float,
+        call_deadline: float | None = None,
+        calls_per_endpoint: int = 4,
+        max_clients: int = 32,
+        ttl_seconds: float = 900,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._timeout = call_timeout
+        self.deadline = call_deadline if call_deadline is not None else 3 * call_timeout
+        self._max = max_clients
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._session = botocore.session.get_session()
+        self._slots = _EndpointSlots(calls_per_endpoint)
+        self._clients: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
+        self._by_source: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def get(
+        self,
+        *,
+        region: str,
+        endpoint: str | None,
+        credentials: Mapping[str, str],
+        source: str | None = None,
+    ) -> DeadlineClient:
+        key = hashlib.sha256(
+            repr((region, endpoint, sorted(credentials.items()))).encode()
+        ).hexdigest()
+        now = self._clock()
+        with self._lock:
+            if source is not None:
+                source = f"{region}|{endpoint}|{source}"
+                previous = self._by_source.get(source)
+                if previous is not None and previous != key:
+                    self._clients.pop(previous, None)  # rotated credentials
+                self._by_source[source] = key
+            cached = self._clients.get(key)
+            if cached is not None and now - cached.created < self._ttl:
+                self._clients.move_to_end(key)
+                return cached.client
+            client = DeadlineClient(
+                self._create(region=region, endpoint=endpoint, credentials=credentials),
+                endpoint=endpoint or f"sqs.{region}",
+                deadline=self.deadline,
+                slots=self._slots.get(endpoint or f"sqs.{region}"),
+            )
+            self._clients[key] = _Cached(client=client, created=now, key=key)
+            self._clients.move_to_end(key)
+            self._expire(now)
+            return client
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, c in self._clients.items() if now - c.created >= self._ttl]:
+            del self._clients[key]
+        while len(self._clients) > self._max:
+            self._clients.popitem(last=False)
+        live = set(self._clients)
+        self._by_source = {s: k for s, k in self._by_source.items() if k in live}
+
+    def _create(self, *, region: str, endpoint: str | None, credentials: Mapping[str, str]) -> Any:
+        return self._session.create_client(
+            "sqs",
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id=credentials.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=credentials.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
+            config=botocore.config.Config(
+                connect_timeout=self._timeout,
+                read_timeout=self._timeout,
+                retries={"mode": "standard", "max_attempts": 2},
+            ),
         )
 
 

@@ -8,14 +8,10 @@ condition Invalid and nothing is created or changed for it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-
-import boto3
-import botocore.config
 
 from kube_taskqueue_operator import conditions, failpoints
 from kube_taskqueue_operator.failpoints import Failpoints
@@ -24,6 +20,7 @@ from kube_taskqueue_operator.queues import (
     QueueManager,
     QueueMissing,
     QueueState,
+    SqsClients,
     classify,
 )
 from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
@@ -36,6 +33,13 @@ log = logging.getLogger(__name__)
 
 #: Reason of the conditions the status timer sets when a queue was deleted out of band.
 QUEUE_MISSING = "QueueMissing"
+#: Annotation that lets a TaskQueue with deletionPolicy Delete go although its queues could
+#: not be deleted (they are left behind, named in an event).
+ABANDON_QUEUES_ANNOTATION = "taskqueue.dev/abandon-queues"
+#: Attempts to delete the queues (deletionPolicy Delete) before the finalizer lets go.
+DELETE_ATTEMPTS = 5
+
+__all__ = ["ABANDON_QUEUES_ANNOTATION", "Outcome", "Reconciler", "SqsClients"]
 
 #: (type, reason, message) of a Kubernetes event; type is Normal or Warning.
 Event = tuple[str, str, str]
@@ -50,40 +54,6 @@ class Outcome:
     invalid: bool = False
 
 
-class SqsClients:
-    """boto3 SQS clients per endpoint, region and credentials (clients are costly to build)."""
-
-    def __init__(self, *, call_timeout: float) -> None:
-        self._timeout = call_timeout
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, *, region: str, endpoint: str | None, credentials: Mapping[str, str]) -> Any:
-        key = hashlib.sha256(
-            repr((region, endpoint, sorted(credentials.items()))).encode()
-        ).hexdigest()
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                session = boto3.session.Session(
-                    aws_access_key_id=credentials.get("AWS_ACCESS_KEY_ID"),
-                    aws_secret_access_key=credentials.get("AWS_SECRET_ACCESS_KEY"),
-                    aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
-                )
-                client = session.client(
-                    "sqs",
-                    region_name=region,
-                    endpoint_url=endpoint,
-                    config=botocore.config.Config(
-                        connect_timeout=self._timeout,
-                        read_timeout=self._timeout,
-                        retries={"mode": "standard", "max_attempts": 2},
-                    ),
-                )
-                self._clients[key] = client
-            return client
-
-
 class Reconciler:
     def __init__(
         self,
@@ -92,17 +62,45 @@ class Reconciler:
         clients: SqsClients,
         defaults: SqsDefaults,
         failpoints: Failpoints | None = None,
+        delete_attempts: int = DELETE_ATTEMPTS,
     ) -> None:
         self._workloads = workloads
         self._clients = clients
         self._defaults = defaults
         self.failpoints = failpoints or Failpoints()
+        self._delete_attempts = delete_attempts
+        self._failed_deletes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._object_locks: dict[str, threading.Lock] = {}
+        self._generations: dict[str, int] = {}
 
     def resolve(self, body: Mapping[str, Any]) -> TaskQueue:
         """Parse a TaskQueue body and fill in the operator's defaults."""
         return with_defaults(parse(body), self._defaults)
 
     def reconcile(
+        self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]], emit: Emit
+    ) -> Outcome:
+        """One reconcile at a time per TaskQueue (kopf runs the drift timer and the change
+        handlers of one object concurrently), and never one of an older generation than
+        already reconciled: a timer holding the body from before an edit would put the old
+        spec back. A skipped reconcile returns an empty status (nothing to write)."""
+        metadata = body.get("metadata", {})
+        key = str(metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}")
+        generation = metadata.get("generation")
+        with self._lock:
+            lock = self._object_locks.setdefault(key, threading.Lock())
+        with lock:
+            seen = self._generations.get(key, 0)
+            if isinstance(generation, int) and generation < seen:
+                log.debug("skipped a reconcile of generation %s (%s done)", generation, seen)
+                return Outcome(status={})
+            outcome = self._reconcile(body, peers=peers, emit=emit)
+            if isinstance(generation, int):
+                self._generations[key] = max(seen, generation)
+            return outcome
+
+    def _reconcile(
         self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]], emit: Emit
     ) -> Outcome:
         generation = body.get("metadata", {}).get("generation")
@@ -157,6 +155,8 @@ class Reconciler:
                 after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP),
             )
             changes += self._workloads.prune(resource, objects)
+            leaving, retired = self._retire(resource, states, body.get("status") or {})
+            changes += retired
             processors = self._workloads.processor_replicas(resource)
         except (QueueError, WorkloadError) as error:
             emit("Warning", error.reason, str(error))
@@ -171,20 +171,45 @@ class Reconciler:
             )
         if changes:
             emit("Normal", "Reconciled", "; ".join(changes))
+        message = f"{len(states)} queues, {len(processors)} processors in place"
+        if leaving:
+            message += (
+                f"; {', '.join(str(e['url']).rsplit('/', 1)[-1] for e in leaving)} left the spec "
+                "and will be "
+                + ("deleted" if resource.spec.deletion_policy == "Delete" else "released")
+                + " once the processors are rolled out"
+            )
         return Outcome(
             status={
                 **base,
                 "queues": [self._queue_status(resource, state) for state in states],
+                "leavingQueues": leaving,
                 "processors": processors,
-                "conditions": conditions.merge(
-                    current,
-                    _healthy(
-                        f"{len(states)} queues, {len(processors)} processors in place",
-                        generation=generation,
-                    ),
-                ),
+                "conditions": conditions.merge(current, _healthy(message, generation=generation)),
             }
         )
+
+    def _retire(
+        self, resource: TaskQueue, states: list[QueueState], status: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Queues that left the spec (by URL: a renamed, re-prefixed or dropped dead-letter
+        queue leaves too): retired once no processor of the new spec can still be polling
+        them, i.e. every processor Deployment is rolled out. Returns the queues still
+        leaving (for status.leavingQueues) and what was done."""
+        current = {url for state in states for url in (state.url, state.dead_letter_url) if url}
+        leaving: dict[str, dict[str, Any]] = {}
+        for entry in [*status.get("leavingQueues", []), *status.get("queues", [])]:
+            for url in (entry.get("url"), entry.get("deadLetterUrl")):
+                if url and url not in current and url not in leaving:
+                    leaving[url] = {"name": str(entry.get("name")), "url": url}
+        if not leaving:
+            return [], []
+        if self._workloads.not_rolled_out(resource):
+            return list(leaving.values()), []
+        manager = self._manager(resource)
+        delete = resource.spec.deletion_policy == "Delete"
+        done = [manager.retire(url, delete=delete) for url in leaving]
+        return [], [change for change in done if change]
 
     def ensure_queues(self, resource: TaskQueue) -> list[QueueState]:
         manager = self._manager(resource)
@@ -251,27 +276,94 @@ class Reconciler:
 
     def finalize(self, body: Mapping[str, Any], *, emit: Emit) -> None:
         """Deletion: retain (untag) or delete the queues, as the resource's policy says.
-        Raises QueueError or WorkloadError when SQS or the credentials Secret cannot be
-        reached (the deletion is retried)."""
+
+        Retain never blocks the deletion: untagging is best effort (each SQS call under the
+        clients' deadline), and what could not be untagged is named in a Warning event.
+        Delete raises QueueError or WorkloadError while SQS or the credentials Secret cannot
+        be reached (kopf retries), up to `delete_attempts` times; then, or at once with the
+        annotation taskqueue.dev/abandon-queues: "true", it lets go and names the queues left
+        behind in a Warning event."""
         try:
             resource = self.resolve(body)
         except InvalidDocument:
             return  # never valid, so nothing was created
-        manager = self._manager(resource)
-        for definition in queue_plan(resource):
-            try:
-                if resource.spec.deletion_policy == "Delete":
-                    manager.delete(definition)
-                else:
-                    manager.release(definition)
-            except Exception as error:
-                raise classify(error, queue=definition.name) from error
+        policy = resource.spec.deletion_policy
+        plan = queue_plan(resource)
+        names = ", ".join(n for d in plan for n in _physical(d))
+        uid = resource.metadata.uid or resource.key
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        if policy == "Delete" and str(annotations.get(ABANDON_QUEUES_ANNOTATION)).lower() == "true":
+            emit(
+                "Warning",
+                "QueuesAbandoned",
+                f"{ABANDON_QUEUES_ANNOTATION} is set: queues left behind, not deleted: {names}",
+            )
+            return
+        try:
+            manager = self._manager(resource)
+            for definition in plan:
+                try:
+                    if policy == "Delete":
+                        manager.delete(definition)
+                    else:
+                        manager.release(definition)
+                except Exception as error:
+                    raise classify(error, queue=definition.name) from error
+        except (QueueError, WorkloadError) as error:
+            if policy != "Delete":
+                emit(
+                    "Warning",
+                    "QueuesNotReleased",
+                    f"deletionPolicy Retain: queues kept but still tagged as owned ({error}): "
+                    f"{names}",
+                )
+                return
+            with self._lock:
+                attempts = self._failed_deletes[uid] = self._failed_deletes.get(uid, 0) + 1
+            if attempts >= self._delete_attempts:
+                with self._lock:
+                    self._failed_deletes.pop(uid, None)
+                emit(
+                    "Warning",
+                    "QueuesLeftBehind",
+                    f"deletionPolicy Delete: gave up after {attempts} attempts ({error}); "
+                    f"queues left behind: {names}",
+                )
+                return
+            message = (
+                f"deletion blocked (attempt {attempts} of {self._delete_attempts}): {error}; "
+                f'annotate {ABANDON_QUEUES_ANNOTATION}="true" to leave the queues behind'
+            )
+            self._report(body, error.reason, message)
+            raise
+        with self._lock:
+            self._failed_deletes.pop(uid, None)
+            self._object_locks.pop(uid, None)
+            self._generations.pop(uid, None)
         emit(
             "Normal",
-            "QueuesDeleted" if resource.spec.deletion_policy == "Delete" else "QueuesRetained",
-            f"deletionPolicy {resource.spec.deletion_policy}: "
-            + ", ".join(d.name for d in queue_plan(resource)),
+            "QueuesDeleted" if policy == "Delete" else "QueuesRetained",
+            f"deletionPolicy {policy}: {names}",
         )
+
+    def _report(self, body: Mapping[str, Any], reason: str, message: str) -> None:
+        """Best effort: conditions Ready False / Degraded with the reason (a deletion's)."""
+        metadata = body.get("metadata", {})
+        generation = metadata.get("generation")
+        current = body.get("status", {}).get("conditions", [])
+        try:
+            self._workloads.patch_status(
+                namespace=metadata.get("namespace") or "default",
+                name=metadata.get("name") or "",
+                status={
+                    "observedGeneration": generation,
+                    "conditions": conditions.merge(
+                        current, _failed(reason, message, generation=generation)
+                    ),
+                },
+            )
+        except WorkloadError as error:
+            log.warning("status of %s not written: %s", metadata.get("name"), error)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -282,7 +374,10 @@ class Reconciler:
         if sqs.credentials_secret:
             credentials = self._workloads.read_secret(resource.namespace, sqs.credentials_secret)
         client = self._clients.get(
-            region=sqs.region or "us-east-1", endpoint=sqs.endpoint, credentials=credentials
+            region=sqs.region or "us-east-1",
+            endpoint=sqs.endpoint,
+            credentials=credentials,
+            source=f"{resource.namespace}/{sqs.credentials_secret or ''}",
         )
         return QueueManager(
             client,
@@ -306,6 +401,13 @@ class Reconciler:
         if state.dead_letter_url:
             entry["deadLetterUrl"] = state.dead_letter_url
         return entry
+
+
+def _physical(definition: Any) -> list[str]:
+    names = [definition.name]
+    if definition.dead_letter is not None:
+        names.append(definition.dead_letter.name)
+    return names
 
 
 def _failed(reason: str, message: str, *, generation: int | None) -> list[dict[str, Any]]:

@@ -73,14 +73,35 @@ class OperatorSettings(pydantic.BaseModel):
     """Let the operator create/patch its ValidatingWebhookConfiguration (development)."""
 
     health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
-    """Port of the liveness endpoint `/healthz`."""
+    """Port of the liveness endpoint `/healthz` (200 while the operator runs) and the
+    readiness endpoint `/readyz` (200 once this replica admits correctly: its queue-claim
+    index holds every TaskQueue; 503 before)."""
 
     peering: str | None = None
-    """kopf peering name for several replicas (one active, others standby); unset runs
-    standalone (one replica, `strategy: Recreate`)."""
-    priority: int = 0
+    """kopf peering name for several replicas: the one of highest priority reconciles, the
+    others stand by (their webhooks keep admitting, from their own claim index); unset runs
+    standalone (one replica, `strategy: Recreate`). The chart ships the peering object."""
+    priority: int | None = None
+    """kopf peering priority. Unset: a random one per process (1..2^31-1), so two replicas
+    never tie: kopf pauses every replica of a tie, and a Deployment cannot give its pods
+    different values."""
+    peering_lifetime: Annotated[int, Field(ge=5, le=3600)] = 15
+    """Seconds a replica's peering record lives without a keep-alive (kopf renews it every
+    lifetime minus 5-10 s): the bound on failover when the active replica dies without
+    handing over (a graceful stop hands over at once). kopf's default, 60, is a minute
+    without reconciles."""
 
     log_format: str = "json"
+
+    warning_repeat_interval: Annotated[float, Field(ge=0)] = 600
+    """Seconds before the same Warning event (same object, reason and message) is posted
+    again. A resource that stays Degraded is retried every few seconds (and by the drift
+    timer); its condition says the current state, one event per episode says it happened.
+    0 posts every one."""
+
+    claims_initial_delay: Annotated[float, Field(ge=0)] = 0
+    """Seconds the claim index waits before its first list (tests only: a slow start-up,
+    to see admission and readiness wait for a complete index)."""
 
     failpoint: str | None = None
     """Crash at this named point of a reconcile (reliability tests only)."""

@@ -1,5 +1,10 @@
 """The Kubernetes adapter: server-side apply of rendered objects, pruning of objects the
-spec no longer has, status writes, processor replica counts and credential Secrets."""
+spec no longer has, status writes, processor replica counts and credential Secrets.
+
+Ownership is decided by the controller owner reference, never by labels: an object is applied
+over or pruned only when its controller is this TaskQueue (its uid), so another TaskQueue's
+object of the same name, or a user's object carrying our labels, is left alone and reported.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import kubernetes
+import urllib3.exceptions
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from kube_taskqueue_operator.resource import naming
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION, TaskQueue
@@ -55,9 +61,14 @@ def _temporary(status: int | None) -> bool:
     return status is None or status in (409, 429) or status >= 500
 
 
+#: The field manager that holds a Deployment's replicas while an HPA takes them over.
+HANDOFF_FIELD_MANAGER = "kube-taskqueue-operator-handoff"
+
+
 @contextlib.contextmanager
-def _refused(what: str) -> Iterator[None]:
-    """API errors but 404 as a WorkloadError naming `what`: a condition, not a traceback."""
+def _refused(what: str, *, reason: str = "ApplyFailed") -> Iterator[None]:
+    """API errors but 404 as a WorkloadError naming `what`: a condition, not a traceback.
+    An API server that does not answer, or an API (kind) it does not serve, is one too."""
     try:
         yield
     except kubernetes.client.ApiException as error:
@@ -65,9 +76,58 @@ def _refused(what: str) -> Iterator[None]:
             raise  # the callers know what a missing object means
         raise WorkloadError(
             f"the API server refused {what}: {_refusal(error)}",
-            reason="ApplyFailed",
+            reason=reason,
             temporary=_temporary(error.status),
         ) from None
+    except ResourceNotFoundError as error:
+        raise WorkloadError(
+            f"the API server does not serve the kind of {what}: {error}",
+            reason=reason,
+            temporary=True,
+            delay=60,
+        ) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise WorkloadError(
+            f"the API server did not answer for {what}: {error}",
+            reason="KubernetesUnavailable",
+            temporary=True,
+            delay=10,
+        ) from None
+
+
+def controller_uid(obj: Any) -> str | None:
+    """The uid of an object's controller owner reference (None without one)."""
+    metadata = obj.get("metadata") or {}
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller"):
+            return str(reference.get("uid"))
+    return None
+
+
+def _in_the_way(kind: str, live: Mapping[str, Any], resource: TaskQueue) -> str:
+    """Why an object of our name is not ours to apply over."""
+    name = f"{kind} {live.get('metadata', {}).get('name')} in {resource.namespace}"
+    for reference in live.get("metadata", {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return (
+                f"{name} already exists, controlled by {reference.get('kind')} "
+                f"{reference.get('name')} (uid {reference.get('uid')}), not by TaskQueue "
+                f"{resource.metadata.name}; rename the processor or task, or remove that object"
+            )
+    return (
+        f"{name} already exists and is not managed by TaskQueue {resource.metadata.name} (it "
+        "has no controller owner reference); remove it, or rename the processor or task"
+    )
+
+
+def _manages_replicas(live: Mapping[str, Any], field_manager: str) -> bool:
+    """Whether `field_manager` alone sets the live Deployment's spec.replicas."""
+    owners = [
+        entry.get("manager")
+        for entry in live.get("metadata", {}).get("managedFields") or []
+        if "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {})
+    ]
+    return owners == [field_manager]
 
 
 class Workloads:
@@ -85,20 +145,24 @@ class Workloads:
             "app.kubernetes.io/managed-by=kube-taskqueue-operator"
         )
 
-    def existing(self, resource: TaskQueue) -> dict[tuple[str, str], str]:
-        """(kind, name) → resourceVersion of every object we manage for the resource."""
-        found = {}
-        for api_version, kind in MANAGED_KINDS:
-            for item in self._list(resource, api_version, kind):
-                found[(kind, item.metadata.name)] = item.metadata.resourceVersion
-        return found
-
     def _list(self, resource: TaskQueue, api_version: str, kind: str) -> list[Any]:
         with _refused(f"listing {kind}s in {resource.namespace}"):
             items = self._resource(api_version, kind).get(
                 namespace=resource.namespace, label_selector=self._selector(resource)
             )
         return list(items.items)
+
+    def _live(self, resource: TaskQueue, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        try:
+            with _refused(f"reading {kind} {name}"):
+                live = self._resource(obj["apiVersion"], kind).get(
+                    name=name, namespace=resource.namespace
+                )
+        except NotFoundError:
+            return None
+        result: dict[str, Any] = live.to_dict()
+        return result
 
     def apply(
         self,
@@ -107,45 +171,128 @@ class Workloads:
         *,
         after_first: Callable[[], None] | None = None,
     ) -> list[str]:
-        """Server-side apply each object; returns what was created or changed."""
-        before = self.existing(resource)
+        """Server-side apply each object; returns what was created or changed.
+
+        An object of the same name controlled by anything but this TaskQueue is never applied
+        over: WorkloadError NameConflict naming its controller. A Deployment going from fixed
+        replicas to autoscaling keeps its live count: the replicas are handed to a separate
+        field manager first (the procedure of the Kubernetes docs for handing replicas to an
+        HPA), so dropping them from our apply does not reset them to 1."""
         changed = []
         for index, obj in enumerate(objects):
             if index == 1 and after_first is not None:
                 after_first()
             kind, name = obj["kind"], obj["metadata"]["name"]
-            with _refused(f"{kind} {name}"):
-                applied = self._resource(obj["apiVersion"], kind).server_side_apply(
-                    body=obj,
-                    name=name,
-                    namespace=resource.namespace,
-                    field_manager=self._field_manager,
-                    force_conflicts=True,
+            live = self._live(resource, obj)
+            if live is not None and controller_uid(live) != resource.metadata.uid:
+                raise WorkloadError(
+                    _in_the_way(kind, live, resource),
+                    reason="NameConflict",
+                    temporary=False,
                 )
-            previous = before.get((kind, name))
-            if previous is None:
+            if (
+                live is not None
+                and kind == "Deployment"
+                and "replicas" not in obj.get("spec", {})
+                and live.get("spec", {}).get("replicas") is not None
+                and _manages_replicas(live, self._field_manager)
+            ):
+                self._hand_off_replicas(resource, obj, int(live["spec"]["replicas"]))
+            try:
+                with _refused(f"{kind} {name}"):
+                    applied = self._resource(obj["apiVersion"], kind).server_side_apply(
+                        body=obj,
+                        name=name,
+                        namespace=resource.namespace,
+                        field_manager=self._field_manager,
+                        force_conflicts=True,
+                    )
+            except NotFoundError as error:  # the namespace is gone, or going
+                raise WorkloadError(
+                    f"the API server refused {kind} {name}: {_refusal(error)}",
+                    reason="ApplyFailed",
+                    temporary=True,
+                ) from None
+            if live is None:
                 changed.append(f"created {kind} {name}")
-            elif previous != applied.metadata.resourceVersion:
+            elif (
+                live.get("metadata", {}).get("resourceVersion") != applied.metadata.resourceVersion
+            ):
                 changed.append(f"updated {kind} {name}")
         return changed
 
+    def _hand_off_replicas(
+        self, resource: TaskQueue, obj: Mapping[str, Any], replicas: int
+    ) -> None:
+        name = obj["metadata"]["name"]
+        with _refused(f"Deployment {name} (handing its replicas to the autoscaler)"):
+            self._resource("apps/v1", "Deployment").server_side_apply(
+                body={
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": resource.namespace},
+                    "spec": {"replicas": replicas},
+                },
+                name=name,
+                namespace=resource.namespace,
+                field_manager=HANDOFF_FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        log.info("kept %d replicas of Deployment %s for its autoscaler", replicas, name)
+
     def prune(self, resource: TaskQueue, keep: Iterable[dict[str, Any]]) -> list[str]:
-        """Delete our objects of processors or schedules the spec no longer has."""
+        """Delete our objects of processors or schedules the spec no longer has: those whose
+        controller owner reference is this TaskQueue (labels alone prove nothing)."""
         wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in keep}
-        deleted = []
+        deleted: list[str] = []
+        if not resource.metadata.uid:
+            return deleted
         for api_version, kind in MANAGED_KINDS:
             for item in self._list(resource, api_version, kind):
                 if (kind, item.metadata.name) in wanted:
                     continue
+                if controller_uid(item.to_dict()) != resource.metadata.uid:
+                    continue
                 try:
-                    with _refused(f"deleting {kind} {item.metadata.name}"):
+                    with _refused(f"deleting {kind} {item.metadata.name}", reason="PruneFailed"):
                         self._resource(api_version, kind).delete(
-                            name=item.metadata.name, namespace=resource.namespace
+                            name=item.metadata.name,
+                            namespace=resource.namespace,
+                            body={
+                                "preconditions": {"uid": item.metadata.uid},
+                                "propagationPolicy": "Background",
+                            },
                         )
                 except NotFoundError:
                     continue
                 deleted.append(f"deleted {kind} {item.metadata.name}")
         return deleted
+
+    def not_rolled_out(self, resource: TaskQueue) -> list[str]:
+        """Processor Deployments not yet rolled out to their current generation (empty when
+        all are): observedGeneration behind, or fewer updated replicas than wanted, or old
+        replicas still running. Judged from the Deployment's status, which the Deployment
+        controller writes."""
+        pending = []
+        for processor in resource.spec.processors:
+            name = naming.workload_name(resource, processor.name)
+            live = self._live(
+                resource,
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}},
+            )
+            if live is None:
+                pending.append(name)
+                continue
+            status = live.get("status") or {}
+            wanted = int(live.get("spec", {}).get("replicas") or 0)
+            updated = int(status.get("updatedReplicas") or 0)
+            if (
+                int(status.get("observedGeneration") or 0) < int(live["metadata"]["generation"])
+                or updated < wanted
+                or int(status.get("replicas") or 0) > updated
+            ):
+                pending.append(name)
+        return pending
 
     def processor_replicas(self, resource: TaskQueue) -> list[dict[str, Any]]:
         deployments = self._resource("apps/v1", "Deployment")

@@ -473,3 +473,19 @@ def test_an_image_left_unset_fails_with_a_message_that_says_what_to_do(control_p
     assert result.returncode != 0
     assert "image.repository is not set: build the operator image" in result.stderr
     assert "traceback" not in result.stderr.lower()
+
+
+def test_readiness_means_admits_correctly_and_prod_ships_peering(control_plane):
+    """Ready = the claim index is complete (/readyz), not merely "the process is up"; with
+    peering the chart ships kopf's peering CRDs (the operator creates the peering object)."""
+    objects = template(control_plane, "-f", str(VALUES["prod"]))
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TASKQUEUE_PEERING_LIFETIME"] == "15"
+    crds = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
+    assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    single = template(control_plane)
+    assert not any(o["metadata"]["name"].endswith(".kopf.dev") for o in single)

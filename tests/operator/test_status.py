@@ -107,7 +107,8 @@ def test_a_missing_credentials_secret_is_a_condition_naming_it(
 def test_an_object_in_the_way_is_a_condition_naming_it(
     control_plane, start_operator, namespace, make_manifest, kubectl_apply
 ):
-    """Someone's Deployment of the same name, with another selector (immutable)."""
+    """Someone's Deployment of the same name (no controller owner reference): never applied
+    over (it used to be, and failed on its immutable selector)."""
     theirs = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -123,10 +124,13 @@ def test_an_object_in_the_way_is_a_condition_naming_it(
     control_plane.kubectl_run("apply", "-f", "-", input=json.dumps(theirs))
     operator = start_operator()
     assert kubectl_apply(make_manifest()).returncode == 0
-    ready = wait_for(has(control_plane, namespace, "Ready", "False", "ApplyFailed"), timeout=60)
-    assert ready["message"].startswith("the API server refused Deployment app-main: 422 ")
-    assert "field is immutable" in ready["message"]
-    assert conditions_of(control_plane, namespace)["Degraded"]["reason"] == "ApplyFailed"
-    warnings = [e for e in events(control_plane, namespace) if e["reason"] == "ApplyFailed"]
+    ready = wait_for(has(control_plane, namespace, "Ready", "False", "NameConflict"), timeout=60)
+    assert ready["message"].startswith(
+        f"Deployment app-main in {namespace} already exists and is not managed by TaskQueue app"
+    )
+    assert conditions_of(control_plane, namespace)["Degraded"]["reason"] == "NameConflict"
+    theirs_now = get(control_plane, "deployment", "app-main", namespace)
+    assert theirs_now["spec"]["selector"] == {"matchLabels": {"app": "theirs"}}
+    warnings = [e for e in events(control_plane, namespace) if e["reason"] == "NameConflict"]
     assert warnings and warnings[0]["type"] == "Warning"
     assert "Traceback" not in operator.output()

@@ -107,6 +107,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.peering.enabled }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings", "clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch", "create"]
 {{- end }}
 {{- end -}}

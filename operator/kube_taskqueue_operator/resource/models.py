@@ -428,6 +428,9 @@ class TaskQueueStatus(_Model):
     processor_count: Annotated[int | None, Field(alias="processorCount")] = None
     conditions: list[Condition] = []
     queues: list[QueueStatus] = []
+    leaving_queues: Annotated[list[QueueStatus], Field(alias="leavingQueues")] = []
+    """SQS queues no longer in the spec: released (Retain) or deleted (Delete) once every
+    processor Deployment of the new spec is rolled out, so no processor polls them."""
     processors: list[ProcessorStatus] = []
 
 

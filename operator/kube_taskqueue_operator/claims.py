@@ -1,0 +1,391 @@
+"""Who owns which SQS queue: a claim index kept from a watch of TaskQueues.
+
+The admission webhook and the reconciler both ask it. Each TaskQueue claims the normalised
+identities of its queues and dead-letter queues (`QueueIdentity`: region, endpoint, name, with
+endpoint aliases of AWS folded together). A queue claimed by several TaskQueues belongs to the
+senior claimant: the one stored first (`creationTimestamp`, then `uid` to settle a tie within
+the same second). The rule is not symmetric: the owner keeps its queue, only juniors are
+refused (admission) or Invalid (reconcile), so a clash that got past admission (two creates at
+once, a cluster without the webhook) never punishes the owner.
+
+The index is fed by its own watch (`ClaimWatcher`, a thread: list, then watch from the list's
+resourceVersion, relist on 410), not by kopf's indexes, so it is complete on every replica,
+active or standby, and it knows when it is complete: until the first list is in, admission is
+refused and `/readyz` fails. Bodies are parsed once per change, so an admission costs O(its
+own queues), not a parse of every other TaskQueue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes
+
+from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION, TaskQueue
+from kube_taskqueue_operator.resource.naming import dead_letter_name, physical_name
+from kube_taskqueue_operator.resource.validation import InvalidDocument
+
+log = logging.getLogger(__name__)
+
+#: boto3's region when a TaskQueue and the operator name none.
+FALLBACK_REGION = "us-east-1"
+
+_AWS_HOST = re.compile(
+    r"^(?:sqs\.(?P<region>[a-z0-9-]+)|(?P<legacy>[a-z0-9-]+)\.queue|sqs)"
+    r"\.amazonaws\.com(?:\.cn)?$"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class QueueIdentity:
+    """One physical SQS queue: equal identities are the same queue, however spelt."""
+
+    region: str
+    endpoint: str
+    """`aws` for AWS's own service (any of its URLs), else scheme://host[:port][/path]."""
+    name: str
+
+    def __str__(self) -> str:
+        return f"SQS queue {self.name!r} (region {self.region}, endpoint {self.endpoint})"
+
+
+def normalise(*, region: str | None, endpoint: str | None, name: str) -> QueueIdentity:
+    """The identity of queue `name` at `endpoint` in `region`.
+
+    No endpoint, `https://sqs.<region>.amazonaws.com`, the same with a trailing slash, another
+    scheme or the default port, and the legacy `<region>.queue.amazonaws.com` are one service;
+    a region in an AWS host name is where the queue is, whatever `region` says. Other
+    endpoints compare by lower-cased scheme and host, port without the scheme's default and
+    path without trailing slashes."""
+    region = (region or FALLBACK_REGION).lower()
+    if not endpoint:
+        return QueueIdentity(region=region, endpoint="aws", name=name)
+    raw = endpoint.strip()
+    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    path = parts.path.rstrip("/")
+    aws = _AWS_HOST.match(host)
+    if aws and not path:
+        return QueueIdentity(
+            region=aws.group("region") or aws.group("legacy") or region,
+            endpoint="aws",
+            name=name,
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return QueueIdentity(region=region, endpoint=f"{scheme}://{netloc}{path}", name=name)
+
+
+def identities(resource: TaskQueue) -> frozenset[QueueIdentity]:
+    """Every physical queue `resource` claims: its queues and their dead-letter queues."""
+    sqs = resource.spec.sqs
+    names: list[str] = []
+    for queue in resource.spec.queues:
+        names.append(physical_name(resource, queue.name))
+        if queue.dead_letter is not None:
+            names.append(dead_letter_name(resource, queue.name))
+    return frozenset(normalise(region=sqs.region, endpoint=sqs.endpoint, name=n) for n in names)
+
+
+#: Seniority of a stored object: earlier creationTimestamp first, then uid. RFC 3339 times
+#: in UTC with a fixed format compare as strings.
+Rank = tuple[str, str]
+
+
+def rank(metadata: Mapping[str, Any]) -> Rank | None:
+    """The seniority of a stored object; None for one not stored yet (an admission of a
+    CREATE), which is junior to every stored claimant."""
+    created = metadata.get("creationTimestamp")
+    uid = metadata.get("uid")
+    if not created or not uid:
+        return None
+    return (str(created), str(uid))
+
+
+def senior(candidate: Rank, than: Rank | None) -> bool:
+    return than is None or candidate < than
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Claimant:
+    key: str
+    """namespace/name"""
+    rank: Rank | None
+    queues: frozenset[QueueIdentity]
+    body: Mapping[str, Any]
+    """metadata and spec, for the reconciler's cross-resource check."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Clash:
+    queue: QueueIdentity
+    owner: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.queue} is also declared by TaskQueue {self.owner}; a physical queue "
+            "belongs to one resource (the first created keeps it)"
+        )
+
+
+Resolve = Callable[[Mapping[str, Any]], TaskQueue]
+
+
+class ClaimIndex:
+    """Queue identity → claimants, kept from watch events; thread-safe."""
+
+    def __init__(self, *, resolve: Resolve, scopes: Iterable[str | None] = (None,)) -> None:
+        self._resolve = resolve
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._seen: dict[str, str] = {}
+        """uid of every object the watch has delivered, valid or not, by key."""
+        self._claimants: dict[str, Claimant] = {}
+        self._by_queue: dict[QueueIdentity, set[str]] = defaultdict(set)
+        self._pending = set(scopes)
+        """Scopes (a namespace, None for the cluster) whose first list is not in yet."""
+        self._complete = threading.Event()
+        if not self._pending:
+            self._complete.set()
+
+    # -- what the watch tells it ---------------------------------------------------------
+
+    def replace(self, scope: str | None, bodies: Iterable[Mapping[str, Any]]) -> None:
+        """A full list of `scope` (a namespace, or None for every namespace)."""
+        bodies = list(bodies)
+        claimants = [c for c in (self._claimant(b) for b in bodies) if c is not None]
+        with self._lock:
+            for key in [k for k in self._claimants if scope is None or _ns(k) == scope]:
+                self._drop(key)
+            for key in [k for k in self._seen if scope is None or _ns(k) == scope]:
+                del self._seen[key]
+            for claimant in claimants:
+                self._add(claimant)
+            self._seen.update({_key(b): _uid(b) for b in bodies})
+            self._changed.notify_all()
+            self._pending.discard(scope)
+            if not self._pending:
+                self._complete.set()
+
+    def upsert(self, body: Mapping[str, Any]) -> None:
+        claimant = self._claimant(body)
+        key = _key(body)
+        with self._lock:
+            self._drop(key)
+            if claimant is not None:
+                self._add(claimant)
+            self._seen[key] = _uid(body)
+            self._changed.notify_all()
+
+    def remove(self, body: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._drop(_key(body))
+            self._seen.pop(_key(body), None)
+
+    # -- what admission and reconcile ask ------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        return self._complete.is_set()
+
+    def wait_complete(self, timeout: float) -> bool:
+        return self._complete.wait(timeout)
+
+    def wait_seen(self, body: Mapping[str, Any], timeout: float) -> bool:
+        """Wait until the watch has delivered `body` itself. Events come in the order the
+        API server stored them, so every claimant stored before it is then known: its
+        reconcile cannot miss a senior created a moment earlier."""
+        key, uid = _key(body), _uid(body)
+        with self._changed:
+            return self._changed.wait_for(lambda: self._seen.get(key) == uid, timeout)
+
+    def clashes(
+        self, queues: Iterable[QueueIdentity], *, key: str, rank: Rank | None
+    ) -> list[Clash]:
+        """The queues among `queues` that a claimant senior to (`key`, `rank`) holds."""
+        found: list[Clash] = []
+        with self._lock:
+            for queue in sorted(queues):
+                owners = [
+                    self._claimants[k]
+                    for k in self._by_queue.get(queue, ())
+                    if k != key and _senior(self._claimants[k].rank, rank)
+                ]
+                if owners:
+                    owner = min(owners, key=lambda c: (c.rank or ("~", "~"), c.key))
+                    found.append(Clash(queue=queue, owner=owner.key))
+        return found
+
+    def senior_peers(self, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Bodies of the senior claimants that share a queue with `body`: the peers its
+        reconcile must yield to (juniors never invalidate it).
+
+        A peer that reaches the same service by another spelling of its endpoint (an alias)
+        is given `body`'s own `spec.sqs.region`/`endpoint`, so a check that compares the
+        spelt values (the reconciler's) sees the clash too."""
+        claimant = self._claimant(body)
+        if claimant is None:
+            return []
+        clashes = self.clashes(claimant.queues, key=claimant.key, rank=claimant.rank)
+        owners = sorted({c.owner for c in clashes})
+        with self._lock:
+            peers = [self._claimants[k] for k in owners if k in self._claimants]
+        own_service = {(q.region, q.endpoint) for q in claimant.queues}
+        own_sqs = dict(body.get("spec", {}).get("sqs") or {})
+        spelt: list[Mapping[str, Any]] = []
+        for peer in peers:
+            document = {"metadata": peer.body["metadata"], "spec": dict(peer.body["spec"])}
+            if {(q.region, q.endpoint) for q in peer.queues} & own_service:
+                sqs = {
+                    k: v
+                    for k, v in dict(document["spec"].get("sqs") or {}).items()
+                    if k not in ("region", "endpoint")
+                }
+                sqs.update({k: own_sqs[k] for k in ("region", "endpoint") if k in own_sqs})
+                document["spec"]["sqs"] = sqs
+            spelt.append(document)
+        return spelt
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _claimant(self, body: Mapping[str, Any]) -> Claimant | None:
+        metadata = dict(body.get("metadata", {}))
+        document = {"metadata": metadata, "spec": dict(body.get("spec", {}))}
+        try:
+            resource = self._resolve(document)
+        except InvalidDocument:
+            return None  # an invalid resource claims nothing
+        return Claimant(
+            key=_key(body), rank=rank(metadata), queues=identities(resource), body=document
+        )
+
+    def _add(self, claimant: Claimant) -> None:
+        self._claimants[claimant.key] = claimant
+        for queue in claimant.queues:
+            self._by_queue[queue].add(claimant.key)
+
+    def _drop(self, key: str) -> None:
+        old = self._claimants.pop(key, None)
+        if old is None:
+            return
+        for queue in old.queues:
+            holders = self._by_queue.get(queue)
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._by_queue[queue]
+
+
+def _senior(candidate: Rank | None, than: Rank | None) -> bool:
+    if candidate is None:
+        return False  # not stored: junior to everything
+    return senior(candidate, than)
+
+
+def _key(body: Mapping[str, Any]) -> str:
+    metadata = body.get("metadata", {})
+    return f"{metadata.get('namespace') or 'default'}/{metadata.get('name')}"
+
+
+def _uid(body: Mapping[str, Any]) -> str:
+    return str(body.get("metadata", {}).get("uid") or "")
+
+
+def _ns(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+class ClaimWatcher:
+    """Keeps a `ClaimIndex` from a list-then-watch of TaskQueues, one thread per scope.
+
+    Its own thread and API calls: it never waits for kopf's executor (busy with reconciles
+    that may hang on SQS), and it runs on standby replicas too."""
+
+    #: Seconds a watch request stays open before it is renewed (server-side timeout).
+    WATCH_SECONDS = 300
+    #: Seconds between attempts after an error (the API server restarting, say).
+    RETRY_SECONDS = 2.0
+
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        index: ClaimIndex,
+        *,
+        namespaces: Iterable[str] = (),
+        initial_delay: float = 0,
+    ) -> None:
+        self._initial_delay = initial_delay
+        self._api = kubernetes.client.CustomObjectsApi(api)
+        self._index = index
+        self._scopes: list[str | None] = list(namespaces) or [None]
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        for scope in self._scopes:
+            threading.Thread(
+                target=self._run, args=(scope,), name=f"claims {scope or 'cluster'}", daemon=True
+            ).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _list(self, scope: str | None, **kwargs: Any) -> Any:
+        if scope is None:
+            return self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+        return self._api.list_namespaced_custom_object(GROUP, VERSION, scope, PLURAL, **kwargs)
+
+    def _run(self, scope: str | None) -> None:
+        if self._stopped.wait(self._initial_delay):
+            return
+        while not self._stopped.is_set():
+            try:
+                listed = self._list(scope, _request_timeout=60)
+                self._index.replace(scope, listed.get("items", []))
+                self._watch(scope, str(listed["metadata"]["resourceVersion"]))
+            except Exception as error:  # the API server restarting, 410 Gone: list again
+                if self._stopped.is_set():
+                    return
+                log.info("TaskQueue claim watch restarts: %s", _short(error))
+                time.sleep(self.RETRY_SECONDS)
+
+    def _watch(self, scope: str | None, version: str) -> None:
+        while not self._stopped.is_set():
+            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            for event in watch.stream(  # type: ignore[no-untyped-call]
+                self._list,
+                scope,
+                resource_version=version,
+                timeout_seconds=self.WATCH_SECONDS,
+                allow_watch_bookmarks=True,
+                _request_timeout=self.WATCH_SECONDS + 30,
+            ):
+                kind, body = event["type"], event["object"]
+                if kind == "ERROR":
+                    raise RuntimeError(f"watch error: {body.get('message', body)}")
+                if kind == "DELETED":
+                    self._index.remove(body)
+                elif kind in ("ADDED", "MODIFIED"):
+                    self._index.upsert(body)
+                version = watch.resource_version or version
+                if self._stopped.is_set():
+                    return
+
+
+def _short(error: Exception) -> str:
+    if isinstance(error, kubernetes.client.ApiException):
+        return f"{error.status} {error.reason}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

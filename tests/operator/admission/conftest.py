@@ -1,0 +1,24 @@
+"""Admission tests start their own operators (some must start after objects exist)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from operator_harness import OperatorProcess
+
+
+@pytest.fixture
+def start_operator(control_plane, crd, tmp_path) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def start(*, wait: bool = True, **settings: object) -> OperatorProcess:
+        process = OperatorProcess(control_plane, tmp_path, **settings)
+        started.append(process)
+        if wait:
+            process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
