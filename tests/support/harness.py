@@ -149,10 +149,18 @@ class Records:
 class ProcessorProcess:
     """`kube-taskqueue run` in a subprocess, as Kubernetes runs it."""
 
-    def __init__(self, config: dict[str, Any], directory: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        directory: Path,
+        env: dict[str, str],
+        *,
+        import_paths: tuple[Path, ...] = (),
+        name: str = "processor",
+    ) -> None:
         self.port = free_port()
         config = {**config, "http": {"host": "127.0.0.1", "port": self.port}}
-        self.config_path = directory / f"processor-{uuid.uuid4().hex[:6]}.yaml"
+        self.config_path = directory / f"{name}-{uuid.uuid4().hex[:6]}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = self.config_path.with_suffix(".log")
         self._log = self.log_path.open("wb")
@@ -160,7 +168,11 @@ class ProcessorProcess:
             [sys.executable, "-m", "kube_taskqueue.cli", "run", "--config", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **env, "PYTHONPATH": str(SUPPORT)},
+            env={
+                **os.environ,
+                **env,
+                "PYTHONPATH": os.pathsep.join(str(p) for p in (*import_paths, SUPPORT)),
+            },
             cwd=directory,
         )
 

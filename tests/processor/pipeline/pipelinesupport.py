@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-from harness import REGION, SUPPORT, ProcessorProcess, free_port, wait_for
+from harness import REGION, ProcessorProcess, wait_for
 
 HERE = Path(__file__).parent
 
@@ -46,19 +41,7 @@ class PipelineProcess(ProcessorProcess):
     """`kube-taskqueue run` with this directory's task app importable."""
 
     def __init__(self, config: dict[str, Any], directory: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        config = {**config, "http": {"host": "127.0.0.1", "port": self.port}}
-        self.config_path = directory / f"pipeline-{uuid.uuid4().hex[:6]}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = self.config_path.with_suffix(".log")
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kube_taskqueue.cli", "run", "--config", str(self.config_path)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(HERE), str(SUPPORT)])},
-            cwd=directory,
-        )
+        super().__init__(config, directory, env, import_paths=(HERE,), name="pipeline")
 
     def signal(self, signum: signal.Signals) -> None:
         self.process.send_signal(signum)
