@@ -31,6 +31,13 @@ NAMESPACED = (
         why="write conditions, queue URLs and replica counts",
     ),
     Permission(
+        group="taskqueue.dev",
+        resources=("taskqueues/finalizers",),
+        verbs=("update",),
+        why="owner references with blockOwnerDeletion on the objects it creates, where "
+        "OwnerReferencesPermissionEnforcement is on (OpenShift)",
+    ),
+    Permission(
         group="",
         resources=("configmaps",),
         verbs=("get", "list", "create", "patch", "delete"),
@@ -41,6 +48,18 @@ NAMESPACED = (
         resources=("deployments",),
         verbs=("get", "list", "create", "patch", "delete"),
         why="processor Deployments: server-side apply, prune, replica status",
+    ),
+    Permission(
+        group="apps",
+        resources=("replicasets",),
+        verbs=("list",),
+        why="keep the ConfigMaps older revisions of a processor still mount (rollbacks)",
+    ),
+    Permission(
+        group="batch",
+        resources=("jobs",),
+        verbs=("list",),
+        why="keep the ConfigMaps running scheduled Jobs still mount",
     ),
     Permission(
         group="batch",

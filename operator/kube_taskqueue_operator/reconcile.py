@@ -15,6 +15,7 @@ from typing import Any
 
 from kube_taskqueue_operator import conditions, failpoints
 from kube_taskqueue_operator.failpoints import Failpoints
+from kube_taskqueue_operator.handover import Handover, handovers
 from kube_taskqueue_operator.queues import (
     QueueError,
     QueueManager,
@@ -23,6 +24,7 @@ from kube_taskqueue_operator.queues import (
     SqsClients,
     classify,
 )
+from kube_taskqueue_operator.resource import naming
 from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from kube_taskqueue_operator.resource.models import TaskQueue
 from kube_taskqueue_operator.resource.render import queue_plan, render
@@ -36,6 +38,8 @@ QUEUE_MISSING = "QueueMissing"
 #: Annotation that lets a TaskQueue with deletionPolicy Delete go although its queues could
 #: not be deleted (they are left behind, named in an event).
 ABANDON_QUEUES_ANNOTATION = "taskqueue.dev/abandon-queues"
+#: Seconds between checks of a processor's rollout while another waits to hand it a queue.
+HANDOVER_RECHECK_SECONDS = 10
 #: Attempts to delete the queues (deletionPolicy Delete) before the finalizer lets go.
 DELETE_ATTEMPTS = 5
 
@@ -149,12 +153,11 @@ class Reconciler:
             self.failpoints.hit(failpoints.AFTER_QUEUES)
             objects = render(resource)
             changes = [change for state in states for change in state.changes]
-            changes += self._workloads.apply(
-                resource,
-                objects,
-                after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP),
+            applied, waiting = self._apply(resource, objects)
+            changes += applied
+            changes += self._workloads.prune(
+                resource, objects, spare={move.losing for move in waiting}
             )
-            changes += self._workloads.prune(resource, objects)
             leaving, retired = self._retire(resource, states, body.get("status") or {})
             changes += retired
             processors = self._workloads.processor_replicas(resource)
@@ -171,6 +174,22 @@ class Reconciler:
             )
         if changes:
             emit("Normal", "Reconciled", "; ".join(changes))
+        if waiting:
+            message = "handing over queues: " + "; ".join(
+                f"{move.describe()} ({reason})" for move, reason in waiting.items()
+            )
+            return Outcome(
+                retry_after=HANDOVER_RECHECK_SECONDS,
+                status={
+                    **base,
+                    "queues": [self._queue_status(resource, state) for state in states],
+                    "leavingQueues": leaving,
+                    "processors": processors,
+                    "conditions": conditions.merge(
+                        current, _handing_over(message, generation=generation)
+                    ),
+                },
+            )
         message = f"{len(states)} queues, {len(processors)} processors in place"
         if leaving:
             message += (
@@ -188,6 +207,38 @@ class Reconciler:
                 "conditions": conditions.merge(current, _healthy(message, generation=generation)),
             }
         )
+
+    def _apply(
+        self, resource: TaskQueue, objects: list[dict[str, Any]]
+    ) -> tuple[list[str], dict[Handover, str]]:
+        """Apply the objects, those of a processor giving up a queue only once the processor
+        taking it over is rolled out. Returns what changed and the handovers still waiting,
+        each with why."""
+        moves = handovers(
+            [obj for obj in objects if obj["kind"] == "Deployment"],
+            self._workloads.deployments(resource),
+        )
+        losing = {move.losing for move in moves}
+        changes = self._workloads.apply(
+            resource,
+            [obj for obj in objects if _processor_of(obj) not in losing],
+            after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP),
+        )
+        if not moves:
+            return changes, {}
+        waiting: dict[Handover, str] = {}
+        for move in moves:
+            pending = self._workloads.rollout_pending(
+                resource, naming.workload_name(resource, move.gaining), polling=move.queues
+            )
+            if pending:
+                waiting[move] = pending
+        blocked = {move.losing for move in waiting}
+        changes += self._workloads.apply(
+            resource,
+            [obj for obj in objects if _processor_of(obj) in losing - blocked],
+        )
+        return changes, waiting
 
     def _retire(
         self, resource: TaskQueue, states: list[QueueState], status: Mapping[str, Any]
@@ -403,6 +454,11 @@ class Reconciler:
         return entry
 
 
+def _processor_of(obj: Mapping[str, Any]) -> str | None:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return labels.get(naming.LABEL_PROCESSOR)
+
+
 def _physical(definition: Any) -> list[str]:
     names = [definition.name]
     if definition.dead_letter is not None:
@@ -420,6 +476,18 @@ def _failed(reason: str, message: str, *, generation: int | None) -> list[dict[s
         conditions.condition(
             conditions.DEGRADED, True, reason=reason, message=message, generation=generation
         ),
+    ]
+
+
+def _handing_over(message: str, *, generation: int | None) -> list[dict[str, Any]]:
+    """Conditions while a queue moves between processors: not Ready (the edit is not in
+    place yet), not Degraded (nothing failed; the queue is polled meanwhile)."""
+    return [
+        conditions.condition(
+            conditions.READY, False, reason="HandingOver", message=message, generation=generation
+        ),
+        conditions.condition(conditions.INVALID, False, reason="Valid", generation=generation),
+        conditions.condition(conditions.DEGRADED, False, reason="Healthy", generation=generation),
     ]
 
 

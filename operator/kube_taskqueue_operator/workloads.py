@@ -22,6 +22,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from kube_taskqueue_operator.resource import naming
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION, TaskQueue
+from kube_taskqueue_operator.resource.render import polled_queues
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,44 @@ def _in_the_way(kind: str, live: Mapping[str, Any], resource: TaskQueue) -> str:
         f"{name} already exists and is not managed by TaskQueue {resource.metadata.name} (it "
         "has no controller owner reference); remove it, or rename the processor or task"
     )
+
+
+#: Where the pod template's spec is in each kind that mounts a processor configuration.
+_TEMPLATE_PATHS = (
+    ("apps/v1", "Deployment", ("spec", "template", "spec")),
+    ("apps/v1", "ReplicaSet", ("spec", "template", "spec")),
+    ("batch/v1", "CronJob", ("spec", "jobTemplate", "spec", "template", "spec")),
+    ("batch/v1", "Job", ("spec", "template", "spec")),
+)
+
+
+def _rollout_pending(live: Mapping[str, Any], *, available: bool) -> str | None:
+    """Why a live Deployment is not rolled out: the Deployment controller has not seen its
+    generation, not every replica runs the current revision, old replicas still run, or
+    (`available`) not every replica is available. None when rolled out."""
+    name = live.get("metadata", {}).get("name")
+    status = live.get("status") or {}
+    wanted = int(live.get("spec", {}).get("replicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    replicas = int(status.get("replicas") or 0)
+    ready = int(status.get("availableReplicas") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    stalled = [
+        c.get("message")
+        for c in status.get("conditions") or []
+        if c.get("reason") == "ProgressDeadlineExceeded"
+    ]
+    if observed < int(live.get("metadata", {}).get("generation") or 0):
+        reason = "its controller has not seen the latest spec"
+    elif updated < wanted:
+        reason = f"{updated} of {wanted} replicas updated"
+    elif replicas > updated:
+        reason = f"{replicas - updated} old replicas still running"
+    elif available and ready < wanted:
+        reason = f"{ready} of {wanted} replicas available"
+    else:
+        return None
+    return f"Deployment {name}: {reason}" + (f" ({stalled[0]})" if stalled else "")
 
 
 def _manages_replicas(live: Mapping[str, Any], field_manager: str) -> bool:
@@ -240,19 +279,36 @@ class Workloads:
             )
         log.info("kept %d replicas of Deployment %s for its autoscaler", replicas, name)
 
-    def prune(self, resource: TaskQueue, keep: Iterable[dict[str, Any]]) -> list[str]:
+    def prune(
+        self,
+        resource: TaskQueue,
+        keep: Iterable[dict[str, Any]],
+        *,
+        spare: Iterable[str] = (),
+    ) -> list[str]:
         """Delete our objects of processors or schedules the spec no longer has: those whose
-        controller owner reference is this TaskQueue (labels alone prove nothing)."""
+        controller owner reference is this TaskQueue (labels alone prove nothing). Objects of
+        the processors in `spare` stay (they still poll a queue being handed over), and so does
+        every ConfigMap a live pod template of ours still mounts: an older ReplicaSet's pods
+        that restart, a rollback, or a running Job read the configuration of their revision."""
         wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in keep}
+        spared = set(spare)
         deleted: list[str] = []
         if not resource.metadata.uid:
             return deleted
-        for api_version, kind in MANAGED_KINDS:
-            for item in self._list(resource, api_version, kind):
-                if (kind, item.metadata.name) in wanted:
-                    continue
-                if controller_uid(item.to_dict()) != resource.metadata.uid:
-                    continue
+        # Dependents first: a ConfigMap is kept while a Deployment still mounts it.
+        for api_version, kind in reversed(MANAGED_KINDS):
+            candidates = [
+                item
+                for item in self._list(resource, api_version, kind)
+                if (kind, item.metadata.name) not in wanted
+                and controller_uid(item.to_dict()) == resource.metadata.uid
+                and (item.metadata.labels or {}).get(naming.LABEL_PROCESSOR) not in spared
+            ]
+            if kind == "ConfigMap" and candidates:
+                mounted = self._mounted_config_maps(resource)
+                candidates = [item for item in candidates if item.metadata.name not in mounted]
+            for item in candidates:
                 try:
                     with _refused(f"deleting {kind} {item.metadata.name}", reason="PruneFailed"):
                         self._resource(api_version, kind).delete(
@@ -268,6 +324,45 @@ class Workloads:
                 deleted.append(f"deleted {kind} {item.metadata.name}")
         return deleted
 
+    def _mounted_config_maps(self, resource: TaskQueue) -> set[str]:
+        """ConfigMaps named by the pod templates of our Deployments, CronJobs and of the
+        ReplicaSets and Jobs they made (those carry our labels from the templates)."""
+        mounted: set[str] = set()
+        for api_version, kind, path in _TEMPLATE_PATHS:
+            for item in self._list(resource, api_version, kind):
+                template: Any = item.to_dict()
+                for key in path:
+                    template = (template or {}).get(key)
+                for volume in (template or {}).get("volumes") or []:
+                    name = (volume.get("configMap") or {}).get("name")
+                    if name:
+                        mounted.add(str(name))
+        return mounted
+
+    def deployments(self, resource: TaskQueue) -> list[dict[str, Any]]:
+        """The live processor Deployments controlled by this TaskQueue."""
+        return [
+            live
+            for live in (item.to_dict() for item in self._list(resource, "apps/v1", "Deployment"))
+            if resource.metadata.uid and controller_uid(live) == resource.metadata.uid
+        ]
+
+    def rollout_pending(
+        self, resource: TaskQueue, name: str, *, polling: Iterable[str]
+    ) -> str | None:
+        """Why processor Deployment `name` does not yet poll the queues `polling` (None when
+        it does): its live spec must name them (it may itself be waiting to be applied) and be
+        rolled out and available, so that pods of its current revision poll them."""
+        live = self._live(
+            resource, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}}
+        )
+        if live is None:
+            return f"Deployment {name} does not exist yet"
+        missing = sorted(set(polling) - (polled_queues(live) or frozenset()))
+        if missing:
+            return f"Deployment {name} is not yet updated to poll {', '.join(missing)}"
+        return _rollout_pending(live, available=True)
+
     def not_rolled_out(self, resource: TaskQueue) -> list[str]:
         """Processor Deployments not yet rolled out to their current generation (empty when
         all are): observedGeneration behind, or fewer updated replicas than wanted, or old
@@ -280,17 +375,7 @@ class Workloads:
                 resource,
                 {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}},
             )
-            if live is None:
-                pending.append(name)
-                continue
-            status = live.get("status") or {}
-            wanted = int(live.get("spec", {}).get("replicas") or 0)
-            updated = int(status.get("updatedReplicas") or 0)
-            if (
-                int(status.get("observedGeneration") or 0) < int(live["metadata"]["generation"])
-                or updated < wanted
-                or int(status.get("replicas") or 0) > updated
-            ):
+            if live is None or _rollout_pending(live, available=False):
                 pending.append(name)
         return pending
 

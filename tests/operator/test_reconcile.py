@@ -9,7 +9,15 @@ from harness import wait_for
 from kube_taskqueue_operator.resource.naming import TAG_OWNER
 from kube_taskqueue_operator.resource.render import render
 from kube_taskqueue_operator.resource.validation import parse
-from operator_harness import condition, contains, events, get
+from operator_harness import (
+    condition,
+    config_of,
+    contains,
+    events,
+    get,
+    mounted_config_map,
+    roll_out,
+)
 
 
 def ready(plane, namespace, name="app", generation=None):
@@ -104,7 +112,9 @@ def test_apply_creates_queues_workloads_and_status(
     assert any(e["reason"] == "Reconciled" for e in events(control_plane, namespace))
 
 
-def test_updates_converge(control_plane, operator, namespace, make_manifest, kubectl_apply, queues):
+def test_updates_converge(
+    control_plane, operator, namespace, make_manifest, kubectl_apply, queues, kube_client
+):
     document = make_manifest()
     kubectl_apply(document)
     obj = wait_for(lambda: ready(control_plane, namespace), timeout=60)
@@ -119,6 +129,18 @@ def test_updates_converge(control_plane, operator, namespace, make_manifest, kub
     spec["processors"][0]["tasks"].append("other:job")
     spec["processors"] = [spec["processors"][0]]
     assert kubectl_apply(document).returncode == 0
+    # `others` keeps polling `other` until `main`, which takes it over, is rolled out.
+    handing_over = wait_for(
+        lambda: (
+            (c := condition(get(control_plane, "tq", "app", namespace), "Ready"))
+            and c["reason"] == "HandingOver"
+            and c
+        ),
+        timeout=60,
+    )
+    assert "processor others keeps polling other until processor main" in handing_over["message"]
+    assert get(control_plane, "deployment", "app-others", namespace) is not None
+    roll_out(kube_client, namespace, "app-main")
     wait_for(
         lambda: ready(control_plane, namespace, generation=obj["metadata"]["generation"] + 1),
         timeout=60,
@@ -130,15 +152,15 @@ def test_updates_converge(control_plane, operator, namespace, make_manifest, kub
         deployment["spec"]["template"]["metadata"]["annotations"]["taskqueue.dev/config-hash"]
         != hash_before
     )
-    config = get(control_plane, "configmap", "app-main", namespace)["data"]["processor.yaml"]
+    config = config_of(control_plane, "app-main", namespace)
     assert "other:job" in config and "messageVisibilityTimeout: 40" in config
     assert get(control_plane, "deployment", "app-others", namespace) is None
-    assert get(control_plane, "configmap", "app-others", namespace) is None
+    left = control_plane.kubectl_run(
+        "get", "configmaps", "-n", namespace, "-l", "taskqueue.dev/processor=others", "-o", "name"
+    ).stdout.split()
+    assert left == []  # no ReplicaSet of the pruned Deployment mounts them any more
     cron = get(control_plane, "cronjob", "app-other-job", namespace)
-    assert (
-        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
-        == "app-main"
-    )
+    assert mounted_config_map(cron) == mounted_config_map(deployment)
     attributes = queues.sqs.get_queue_attributes(
         QueueUrl=queues.url("work"), AttributeNames=["VisibilityTimeout"]
     )
@@ -183,16 +205,21 @@ def test_out_of_band_deletions_are_repaired(
     wait_for(lambda: ready(control_plane, namespace), timeout=60)
     queues.sqs.delete_queue(QueueUrl=queues.url("other"))
     control_plane.kubectl_run("delete", "deployment", "app-main", "-n", namespace)
-    control_plane.kubectl_run(
+    # Processor ConfigMaps are immutable (one per revision): a deleted one is made again.
+    config_map = mounted_config_map(get(control_plane, "deployment", "app-others", namespace))
+    tampered = control_plane.kubectl_run(
         "patch",
         "configmap",
-        "app-others",
+        config_map,
         "-n",
         namespace,
         "--type=merge",
         "-p",
         '{"data": {"processor.yaml": "tampered"}}',
+        check=False,
     )
+    assert tampered.returncode != 0 and "immutable" in tampered.stderr
+    control_plane.kubectl_run("delete", "configmap", config_map, "-n", namespace)
     wait_for(
         lambda: get(control_plane, "deployment", "app-main", namespace) is not None, timeout=30
     )
@@ -200,13 +227,7 @@ def test_out_of_band_deletions_are_repaired(
         lambda: queues.sqs.list_queues(QueueNamePrefix=queues.prefix + "other").get("QueueUrls"),
         timeout=30,
     )
-    wait_for(
-        lambda: (
-            get(control_plane, "configmap", "app-others", namespace)["data"]["processor.yaml"]
-            != "tampered"
-        ),
-        timeout=30,
-    )
+    wait_for(lambda: get(control_plane, "configmap", config_map, namespace), timeout=30)
     messages = " ".join(
         e["message"] for e in events(control_plane, namespace) if e["reason"] == "Reconciled"
     )

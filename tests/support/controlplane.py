@@ -118,6 +118,8 @@ class ControlPlane:
                     "--authorization-mode=RBAC",
                     "--allow-privileged=true",
                     "--disable-admission-plugins=ServiceAccount",
+                    # As OpenShift has it on: blockOwnerDeletion needs rights on the owner.
+                    "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                     "--v=0",
                 ],
             )

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 from controlplane import ControlPlane
 from harness import free_port, wait_for
 
@@ -133,6 +134,47 @@ def get(plane: ControlPlane, kind: str, name: str, namespace: str) -> dict[str, 
     if result.returncode != 0:
         return None
     return json.loads(result.stdout)
+
+
+def roll_out(api: Any, namespace: str, name: str) -> None:
+    """Write the status the Deployment controller would write once Deployment `name` is
+    rolled out and available (the test control plane runs no controller-manager)."""
+    apps = kubernetes.client.AppsV1Api(api)
+    live = apps.read_namespaced_deployment(name, namespace)
+    replicas = live.spec.replicas or 0
+    apps.patch_namespaced_deployment_status(
+        name,
+        namespace,
+        {
+            "status": {
+                "observedGeneration": live.metadata.generation,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        },
+    )
+
+
+def mounted_config_map(workload: dict[str, Any]) -> str:
+    """The ConfigMap a Deployment's or CronJob's pod template mounts (processor ConfigMaps
+    are named by their content, so tests find them through the object that mounts them)."""
+    spec = workload["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    )
+    [name] = [v["configMap"]["name"] for v in template["spec"]["volumes"] if "configMap" in v]
+    return str(name)
+
+
+def config_of(plane: ControlPlane, processor_deployment: str, namespace: str) -> str:
+    """The processor.yaml a live processor Deployment mounts."""
+    deployment = get(plane, "deployment", processor_deployment, namespace)
+    assert deployment is not None, f"no Deployment {processor_deployment}"
+    config_map = get(plane, "configmap", mounted_config_map(deployment), namespace)
+    assert config_map is not None, f"the ConfigMap of {processor_deployment} is missing"
+    return str(config_map["data"]["processor.yaml"])
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:

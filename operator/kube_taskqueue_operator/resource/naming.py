@@ -43,6 +43,19 @@ def workload_name(resource: TaskQueue, processor: str) -> str:
     return f"{resource.metadata.name}-{processor}"
 
 
+#: Characters of the content hash that ends a processor ConfigMap's name (as Kustomize's
+#: configMapGenerator does: a changed configuration is a new ConfigMap, never an edit).
+CONFIG_HASH_LENGTH = 10
+
+
+def config_map_name(resource: TaskQueue, processor: str, text: str) -> str:
+    """Name of the immutable ConfigMap holding one revision of a processor's configuration:
+    the workload name and a hash of the configuration text, so each Deployment revision (and
+    the ReplicaSet a rollback returns to) keeps reading the configuration it was made with."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:CONFIG_HASH_LENGTH]
+    return f"{workload_name(resource, processor)}-{digest}"
+
+
 def task_slug(task: str) -> str:
     """A task name as a DNS label / label value: `partitions_maintenance:job` →
     `partitions-maintenance-job`."""

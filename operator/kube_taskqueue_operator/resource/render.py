@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from kube_taskqueue.config import ProcessorConfig
@@ -26,6 +27,9 @@ HTTP_PORT = 8080
 CONFIG_DIR = "/etc/taskqueue"
 CONFIG_FILE = "processor.yaml"
 CONFIG_HASH_ANNOTATION = "taskqueue.dev/config-hash"
+#: On a processor Deployment: the queues (names in spec.queues) its configuration polls, so
+#: the operator can tell from the live object which processor is giving up a queue.
+QUEUES_ANNOTATION = "taskqueue.dev/queues"
 #: Seconds the pod gets beyond the processor's own shutdown timeout (flush, exit).
 GRACE_MARGIN_SECONDS = 15
 #: The user the processor image runs as (see processor/Dockerfile).
@@ -160,16 +164,29 @@ def render(resource: TaskQueue) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     owners = {processor.name: processor for processor in resource.spec.processors}
     task_owner = {name: p.name for p in resource.spec.processors for name in p.tasks}
+    texts = {}
     for processor in resource.spec.processors:
-        text = config_text(processor_config(resource, processor))
+        config = processor_config(resource, processor)
+        texts[processor.name] = text = config_text(config)
         objects.append(_config_map(resource, processor, text))
-        objects.append(_deployment(resource, processor, text))
+        objects.append(_deployment(resource, processor, text, sorted(config.queues)))
         if processor.autoscaling is not None and not processor.autoscaling.external:
             objects.append(_autoscaler(resource, processor))
     for task in resource.spec.tasks:
         if task.schedule is not None and task.name in task_owner:
-            objects.append(_cronjob(resource, owners[task_owner[task.name]], task, task.schedule))
+            owner = owners[task_owner[task.name]]
+            objects.append(_cronjob(resource, owner, texts[owner.name], task, task.schedule))
     return objects
+
+
+def polled_queues(deployment: Mapping[str, Any]) -> frozenset[str] | None:
+    """The queues a processor Deployment (rendered or live) polls, from its annotation; None
+    for a Deployment without one (made by an operator before the annotation existed)."""
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    value = annotations.get(QUEUES_ANNOTATION)
+    if value is None:
+        return None
+    return frozenset(name for name in str(value).split(",") if name)
 
 
 def render_queue_plan(resource: TaskQueue) -> dict[str, Any]:
@@ -235,14 +252,17 @@ def _selector(resource: TaskQueue, processor: str) -> dict[str, str]:
 
 
 def _config_map(resource: TaskQueue, processor: ProcessorSpec, text: str) -> dict[str, Any]:
+    # Immutable and named by its content: pods of an older ReplicaSet that restart (or a
+    # rollback to it) read the configuration of their own revision.
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(
             resource,
-            naming.workload_name(resource, processor.name),
+            naming.config_map_name(resource, processor.name, text),
             _processor_labels(resource, processor.name),
         ),
+        "immutable": True,
         "data": {CONFIG_FILE: text},
     }
 
@@ -290,9 +310,12 @@ def _env(resource: TaskQueue, processor: ProcessorSpec | None) -> list[dict[str,
     return env
 
 
-def _volumes(resource: TaskQueue, processor: str) -> list[dict[str, Any]]:
+def _volumes(resource: TaskQueue, processor: str, text: str) -> list[dict[str, Any]]:
     return [
-        {"name": "config", "configMap": {"name": naming.workload_name(resource, processor)}},
+        {
+            "name": "config",
+            "configMap": {"name": naming.config_map_name(resource, processor, text)},
+        },
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
 
@@ -303,14 +326,14 @@ _MOUNTS = [
 ]
 
 
-def _pod_spec(resource: TaskQueue, processor: str, **fields: Any) -> dict[str, Any]:
+def _pod_spec(resource: TaskQueue, processor: str, text: str, **fields: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if resource.spec.service_account_name:
         spec["serviceAccountName"] = resource.spec.service_account_name
     spec.update(
         automountServiceAccountToken=False,
         securityContext=_pod_security(),
-        volumes=_volumes(resource, processor),
+        volumes=_volumes(resource, processor, text),
         **fields,
     )
     return spec
@@ -322,7 +345,9 @@ def _resources(processor: ProcessorSpec) -> dict[str, Any]:
     return processor.resources.model_dump(exclude_none=True)
 
 
-def _deployment(resource: TaskQueue, processor: ProcessorSpec, text: str) -> dict[str, Any]:
+def _deployment(
+    resource: TaskQueue, processor: ProcessorSpec, text: str, queues: list[str]
+) -> dict[str, Any]:
     labels = _processor_labels(resource, processor.name)
     container = {
         "name": "processor",
@@ -363,17 +388,15 @@ def _deployment(resource: TaskQueue, processor: ProcessorSpec, text: str) -> dic
             "spec": _pod_spec(
                 resource,
                 processor.name,
+                text,
                 terminationGracePeriodSeconds=processor.shutdown_timeout + GRACE_MARGIN_SECONDS,
                 containers=[container],
             ),
         },
     )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(resource, naming.workload_name(resource, processor.name), labels),
-        "spec": spec,
-    }
+    metadata = _metadata(resource, naming.workload_name(resource, processor.name), labels)
+    metadata["annotations"] = {QUEUES_ANNOTATION: ",".join(queues)}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
 
 
 def _autoscaler(resource: TaskQueue, processor: ProcessorSpec) -> dict[str, Any]:
@@ -405,7 +428,7 @@ def _autoscaler(resource: TaskQueue, processor: ProcessorSpec) -> dict[str, Any]
 
 
 def _cronjob(
-    resource: TaskQueue, processor: ProcessorSpec, task: TaskSpec, schedule: str
+    resource: TaskQueue, processor: ProcessorSpec, text: str, task: TaskSpec, schedule: str
 ) -> dict[str, Any]:
     labels = {
         **_processor_labels(resource, processor.name),
@@ -416,7 +439,8 @@ def _cronjob(
     body = json.dumps(task.payload or {}, sort_keys=True, separators=(",", ":"))
     body = body.replace("$", "$$")
     command = ["kube-taskqueue", "enqueue", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
-    command += ["--name", task.name]
+    # One argument: a task name starting with a dash is not taken for an option.
+    command += [f"--name={task.name}"]
     env = _env(resource, processor)
     if any(queue.fifo for queue in resource.spec.queues if queue.name == task.queue):
         # A FIFO send needs a group and a deduplication id. The Job's name comes from the
@@ -457,6 +481,7 @@ def _cronjob(
                         "spec": _pod_spec(
                             resource,
                             processor.name,
+                            text,
                             restartPolicy="OnFailure",
                             containers=[container],
                         ),

@@ -10,6 +10,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+from operator_harness import mounted_config_map, roll_out
 
 
 @pytest.fixture
@@ -64,18 +65,25 @@ def forbid_deleting(kube_client: Any, namespace: str) -> Iterator[Any]:
         api.delete_validating_admission_policy(made_name)
 
 
+def _deployment(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    live = kubernetes.client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
+    return dict(api.sanitize_for_serialization(live))
+
+
 def test_a_refused_prune_is_a_condition_of_the_new_generation(
-    driver, make_manifest, forbid_deleting
+    driver, make_manifest, forbid_deleting, kube_client
 ):
     driver.create(make_manifest())
     driver.reconcile()
     assert driver.condition("Ready")["status"] == "True"
-    forbid_deleting("app-others")
+    forbid_deleting(mounted_config_map(_deployment(kube_client, driver.namespace, "app-others")))
     spec = make_manifest()["spec"]
     spec["processors"] = [
         {"name": "main", "tasks": ["record:job", "record_async:job", "other:job"], "replicas": 2}
     ]
     generation = driver.patch_spec("app", spec)["metadata"]["generation"]
+    driver.reconcile()  # `main` takes over queue `other`: `others` stays until it rolls out
+    roll_out(kube_client, driver.namespace, "app-main")
     outcome = driver.reconcile()
     assert outcome.retry_after is None  # refused until the policy or the spec changes
     status = driver.get()["status"]
@@ -83,7 +91,7 @@ def test_a_refused_prune_is_a_condition_of_the_new_generation(
     ready = driver.condition("Ready")
     assert (ready["status"], ready["reason"]) == ("False", "PruneFailed")
     assert ready["observedGeneration"] == generation
-    assert "deleting ConfigMap app-others" in ready["message"]
+    assert "deleting ConfigMap app-others-" in ready["message"]
     assert "kept by policy" in ready["message"] and "\n" not in ready["message"]
     assert ("Warning", "PruneFailed") in [(k, r) for k, r, _ in driver.events]
 

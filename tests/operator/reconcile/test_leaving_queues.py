@@ -3,32 +3,15 @@ processor Deployment of the new spec is rolled out (nothing polls it any more) i
 (Retain: untagged, kept) or deleted (Delete).
 
 The test cluster runs no Deployment controller, so the test writes the Deployment status
-that controller would write (observedGeneration, replicas, updatedReplicas)."""
+that controller would write (operator_harness.roll_out)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import kubernetes
 import pytest
 from kube_taskqueue_operator.resource.naming import TAG_OWNER
-
-
-def _roll_out(api: Any, namespace: str, name: str) -> None:
-    apps = kubernetes.client.AppsV1Api(api)
-    live = apps.read_namespaced_deployment(name, namespace)
-    replicas = live.spec.replicas
-    apps.patch_namespaced_deployment_status(
-        name,
-        namespace,
-        {
-            "status": {
-                "observedGeneration": live.metadata.generation,
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-            }
-        },
-    )
+from operator_harness import roll_out
 
 
 def _without_other(make_manifest) -> dict[str, Any]:
@@ -57,7 +40,7 @@ def test_a_removed_queue_is_retired_once_processors_are_rolled_out(
     assert [e["url"] for e in status["leavingQueues"]] == [other]
     assert "left the spec" in driver.condition("Ready")["message"]
 
-    _roll_out(kube_client, driver.namespace, "app-main")
+    roll_out(kube_client, driver.namespace, "app-main")
     driver.reconcile()
     if policy == "Delete":
         assert "other" not in queues.names()

@@ -50,15 +50,16 @@ def test_a_name_another_taskqueue_controls_is_a_condition_not_a_takeover(
     ]
     owner = driver.create(first)["metadata"]["uid"]
     driver.create(second)
+    apps = kubernetes.client.AppsV1Api(kube_client)
     for _ in range(2):  # the drift timer would run both again and again
         assert driver.reconcile("a").retry_after is None
         driver.reconcile("a-b")
-        config_map = _config_map(kube_client, driver.namespace, "a-b-c")
-        assert [r.uid for r in config_map.metadata.owner_references] == [owner]
+        deployment = apps.read_namespaced_deployment("a-b-c", driver.namespace)
+        assert [r.uid for r in deployment.metadata.owner_references] == [owner]
     assert driver.condition("Ready", "a")["status"] == "True"
     ready = driver.condition("Ready", "a-b")
     assert (ready["status"], ready["reason"]) == ("False", "NameConflict")
-    assert "ConfigMap a-b-c" in ready["message"]
+    assert "Deployment a-b-c " in ready["message"]
     assert "controlled by TaskQueue a " in ready["message"]
     assert ready["observedGeneration"] == driver.get("a-b")["metadata"]["generation"]
     assert ("Warning", "NameConflict") in [(k, r) for k, r, _ in driver.events]
