@@ -214,15 +214,15 @@ class Reconciler:
         """Apply the objects, those of a processor giving up a queue only once the processor
         taking it over is rolled out. Returns what changed and the handovers still waiting,
         each with why."""
-        moves = handovers(
-            [obj for obj in objects if obj["kind"] == "Deployment"],
-            self._workloads.deployments(resource),
-        )
+        live = self._workloads.deployments(resource)
+        known = {("Deployment", str(obj["metadata"]["name"])): obj for obj in live}
+        moves = handovers([obj for obj in objects if obj["kind"] == "Deployment"], live)
         losing = {move.losing for move in moves}
         changes = self._workloads.apply(
             resource,
             [obj for obj in objects if _processor_of(obj) not in losing],
             after_first=lambda: self.failpoints.hit(failpoints.AFTER_CONFIGMAP),
+            known=known,
         )
         if not moves:
             return changes, {}
@@ -237,6 +237,7 @@ class Reconciler:
         changes += self._workloads.apply(
             resource,
             [obj for obj in objects if _processor_of(obj) in losing - blocked],
+            known=known,
         )
         return changes, waiting
 

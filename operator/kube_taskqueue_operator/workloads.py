@@ -209,6 +209,7 @@ class Workloads:
         objects: Iterable[dict[str, Any]],
         *,
         after_first: Callable[[], None] | None = None,
+        known: Mapping[tuple[str, str], dict[str, Any]] | None = None,
     ) -> list[str]:
         """Server-side apply each object; returns what was created or changed.
 
@@ -216,13 +217,15 @@ class Workloads:
         over: WorkloadError NameConflict naming its controller. A Deployment going from fixed
         replicas to autoscaling keeps its live count: the replicas are handed to a separate
         field manager first (the procedure of the Kubernetes docs for handing replicas to an
-        HPA), so dropping them from our apply does not reset them to 1."""
+        HPA), so dropping them from our apply does not reset them to 1. `known` holds live
+        objects the caller has just read, keyed by (kind, name); the others are read here."""
         changed = []
         for index, obj in enumerate(objects):
             if index == 1 and after_first is not None:
                 after_first()
             kind, name = obj["kind"], obj["metadata"]["name"]
-            live = self._live(resource, obj)
+            # `known`: live objects just listed by the caller (one list, not a read each).
+            live = (known or {}).get((kind, name)) or self._live(resource, obj)
             if live is not None and controller_uid(live) != resource.metadata.uid:
                 raise WorkloadError(
                     _in_the_way(kind, live, resource),
