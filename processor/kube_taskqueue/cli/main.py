@@ -18,6 +18,7 @@ from typing import Any
 import botocore.exceptions
 
 from kube_taskqueue.assignment import AssignmentError, resolve
+from kube_taskqueue.cli import dlq
 from kube_taskqueue.config import ConfigError, ProcessorConfig, load_config
 from kube_taskqueue.logs import setup_logging
 from kube_taskqueue.producer import Producer, QueueKindError
@@ -124,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         help="log level (default: the config's logLevel); DEBUG shows tracebacks",
     )
     dev.set_defaults(handler=_dev)
+    dlq.add_parser(commands)
     return parser
 
 
