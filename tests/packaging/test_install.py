@@ -52,6 +52,9 @@ def test_wheel_holds_both_packages_and_their_data(dists):
         "kube_taskqueue/py.typed",
         "kube_taskqueue/examples/dev.yaml",
         "kube_taskqueue_operator/py.typed",
+        "kube_taskqueue_dashboard/py.typed",
+        "kube_taskqueue_dashboard/templates/index.html",
+        "kube_taskqueue_dashboard/templates/dead_letters.html",
         "kube_taskqueue_operator/resource/models.py",
     ):
         assert member in names

@@ -126,6 +126,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.set_defaults(handler=_dev)
     dlq.add_parser(commands)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="a local web dashboard: queues, processors, dead letters"
+    )
+    dashboard.add_argument("-n", "--namespace", help="one namespace (default: all)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=_port, default=8089, help="port (default 8089)")
+    dashboard.add_argument(
+        "--read-only", action="store_true", help="no redrive or purge buttons; POSTs refused"
+    )
+    dashboard.set_defaults(handler=_dashboard)
     return parser
 
 
@@ -265,6 +276,21 @@ def _refusal(
 def _sqs_failure(message: str) -> int:
     print(f"kube-taskqueue: {message}", file=sys.stderr)
     return SQS_ERROR
+
+
+def _dashboard(options: argparse.Namespace) -> int:
+    try:
+        from kube_taskqueue_dashboard.command import serve  # noqa: PLC0415 - an optional extra
+    except ImportError as error:
+        raise UsageError(
+            f"the dashboard needs its extra: pip install 'kube-taskqueue[dashboard]' ({error})"
+        ) from None
+    return serve(
+        namespace=options.namespace,
+        host=options.host,
+        port=options.port,
+        read_only=options.read_only,
+    )
 
 
 def _dev(options: argparse.Namespace) -> int:

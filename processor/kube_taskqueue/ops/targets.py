@@ -89,7 +89,7 @@ def from_cluster(namespace: str, name: str) -> Target:
         )
     urls = {str(q["name"]): str(q["url"]) for q in queues if q.get("url")}
     return Target(
-        region=str(sqs.get("region") or _region_of(next(iter(urls.values()), ""))),
+        region=str(sqs.get("region") or region_of(next(iter(urls.values()), ""))),
         endpoint=sqs.get("endpoint") or None,
         urls=dict(urls),
         physical={queue: url.rsplit("/", 1)[-1] for queue, url in urls.items()},
@@ -97,7 +97,7 @@ def from_cluster(namespace: str, name: str) -> Target:
     )
 
 
-def _region_of(url: str) -> str:
+def region_of(url: str) -> str:
     """The region in an AWS queue URL (https://sqs.<region>.amazonaws.com/...)."""
     host = url.split("//", 1)[-1].split("/", 1)[0]
     parts = host.split(".")

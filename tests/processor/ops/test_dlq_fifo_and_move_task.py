@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,8 +17,6 @@ from harness import REGION, SUPPORT, processor_config
 from kube_taskqueue.ops import deadletters
 from kube_taskqueue.ops.deadletters import Selection
 from kube_taskqueue.ops.journal import RedriveJournal
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from bench.sqsserver import sqs_server
 
