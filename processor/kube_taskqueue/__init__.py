@@ -15,6 +15,7 @@ from kube_taskqueue.config import (
 from kube_taskqueue.logs import log_context
 from kube_taskqueue.producer import (
     BatchResult,
+    DelayError,
     FailedMessage,
     Producer,
     QueueKindError,
@@ -34,6 +35,7 @@ __all__ = [
     "AssignmentError",
     "BatchResult",
     "ConfigError",
+    "DelayError",
     "DuplicateTaskError",
     "FailedMessage",
     "Message",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import botocore.exceptions
@@ -14,7 +17,9 @@ from kube_taskqueue.config import ProcessorConfig, SqsSettings
 from kube_taskqueue.logs import current_trace_id, new_trace_id
 from kube_taskqueue.sqs import MAX_BATCH, QueueUrl, SqsClient, describe_error, make_client
 from kube_taskqueue.task import (
+    DUE_AT_ATTRIBUTE,
     JOB_NAME_ATTRIBUTE,
+    MAX_DELAY_SECONDS,
     TRACE_ID_ATTRIBUTE,
     PayloadError,
     SendRequest,
@@ -26,6 +31,15 @@ from kube_taskqueue.task import (
 MAX_MESSAGE_BYTES = 262_144
 #: SQS requires FIFO queue names to end so, which lets a send be checked without a call.
 FIFO_SUFFIX = ".fifo"
+
+
+#: How far ahead a task may be sent: SQS keeps a message at most 14 days (its longest
+#: retention period; the processor re-sends a waiting message before its own runs out).
+MAX_ETA = timedelta(days=14)
+
+
+class DelayError(ValueError):
+    """A delay or ETA that cannot be honoured, found before anything is sent."""
 
 
 class QueueKindError(ValueError):
@@ -148,22 +162,37 @@ class Producer:
         *,
         group_id: str | None = None,
         deduplication_id: str | None = None,
+        delay: timedelta | None = None,
+        eta: datetime | None = None,
     ) -> str:
         """Validate and send one message; returns its SQS message id.
 
         `group_id` and `deduplication_id` (FIFO queues) seed the `SendRequest` the task's
         `build_message` receives, so a task that sets its own ids still has the last word.
-        Raises `PayloadError` or `QueueKindError` before sending when the message cannot fit.
+        `delay` (from now) or `eta` (a timezone-aware time) run it later: up to 15 minutes
+        through SQS's DelaySeconds, beyond that up to 14 days with the processor keeping the
+        message out of sight until then (standard queues only: SQS has no per-message delay
+        on FIFO queues). Raises `PayloadError`, `QueueKindError` or `DelayError` before
+        sending when the message cannot fit.
         """
         request = self.build_request(
-            task, payload, group_id=group_id, deduplication_id=deduplication_id
+            task,
+            payload,
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+            due=_due(delay, eta),
         )
         self._check_kind(task, request)
         response = self._client.send_message(QueueUrl=self.queue_url(task.queue), **request)
         return str(response["MessageId"])
 
     def enqueue_many(
-        self, task: Task[Any], payloads: Iterable[pydantic.BaseModel | Mapping[str, Any]]
+        self,
+        task: Task[Any],
+        payloads: Iterable[pydantic.BaseModel | Mapping[str, Any]],
+        *,
+        delay: timedelta | None = None,
+        delays: Sequence[timedelta | datetime | None] | None = None,
     ) -> BatchResult:
         """Validate every payload first, then send in batches of ten (SendMessageBatch).
 
@@ -172,12 +201,21 @@ class Producer:
         Once sending has begun it never raises: every payload's outcome is in the result, so
         a caller can resend exactly the failed ones. A message SQS refuses, and every message
         of a batch whose call failed (connection, timeout, throttling, a refused request), is
-        in `failed` with its index; the other batches are still sent.
+        in `failed` with its index; the other batches are still sent. `delay` applies to
+        every message; `delays` gives one per payload (a timedelta from now, a datetime ETA,
+        or None), as `enqueue`'s `delay` and `eta`.
         """
+        items = list(payloads)
+        if delays is not None and len(delays) != len(items):
+            raise DelayError(f"delays has {len(delays)} entries for {len(items)} payloads")
         requests = []
-        for index, payload in enumerate(payloads):
+        for index, payload in enumerate(items):
+            when = delays[index] if delays is not None else delay
             try:
-                requests.append(self.build_request(task, payload))
+                due = _due(None, when) if isinstance(when, datetime) else _due(when, None)
+                requests.append(self.build_request(task, payload, due=due))
+            except DelayError as error:
+                raise DelayError(f"item {index}: {error}") from error
             except PayloadError as error:
                 raise PayloadError(
                     task=task.name,
@@ -240,8 +278,10 @@ class Producer:
         *,
         group_id: str | None = None,
         deduplication_id: str | None = None,
+        due: float | None = None,
     ) -> dict[str, Any]:
-        """The SendMessage arguments (without QueueUrl) for one payload of a task."""
+        """The SendMessage arguments (without QueueUrl) for one payload of a task; `due` is
+        when it may run (epoch seconds), None for now."""
         model = task.validate_payload(payload)
         seed = SendRequest(
             body=encode_payload(model), group_id=group_id, deduplication_id=deduplication_id
@@ -268,11 +308,29 @@ class Producer:
         }
         if request.delay_seconds is not None:
             arguments["DelaySeconds"] = request.delay_seconds
+        if due is not None:
+            self._delay(task, arguments, due)
         if request.group_id is not None:
             arguments["MessageGroupId"] = request.group_id
         if request.deduplication_id is not None:
             arguments["MessageDeduplicationId"] = request.deduplication_id
         return arguments
+
+    def _delay(self, task: Task[Any], arguments: dict[str, Any], due: float) -> None:
+        remaining = due - time.time()
+        if remaining <= 0:
+            return
+        if self.is_fifo(task.queue):
+            raise DelayError(
+                f"task {task.name!r} is on FIFO queue {task.queue!r}: SQS has no per-message "
+                "delay on FIFO queues (give the queue a delaySeconds instead)"
+            )
+        arguments["DelaySeconds"] = min(MAX_DELAY_SECONDS, math.ceil(remaining))
+        if remaining > MAX_DELAY_SECONDS:
+            arguments["MessageAttributes"][DUE_AT_ATTRIBUTE] = {
+                "DataType": "Number",
+                "StringValue": str(int(due * 1000)),
+            }
 
     def _check_kind(self, task: Task[Any], request: Mapping[str, Any]) -> None:
         fifo = self.is_fifo(task.queue)
@@ -280,6 +338,21 @@ class Producer:
             raise QueueKindError(task=task.name, queue=task.queue, fifo=True)
         if not fifo and "MessageDeduplicationId" in request:
             raise QueueKindError(task=task.name, queue=task.queue, fifo=False)
+
+
+def _due(delay: timedelta | None, eta: datetime | None) -> float | None:
+    """When a message may run (epoch seconds), from a delay or an ETA; None for now."""
+    if delay is not None and eta is not None:
+        raise DelayError("give delay or eta, not both")
+    if eta is not None:
+        if eta.tzinfo is None:
+            raise DelayError(f"eta {eta.isoformat()} has no timezone (use e.g. datetime.now(UTC))")
+        delay = eta - datetime.now(UTC)
+    if delay is None:
+        return None
+    if delay > MAX_ETA:
+        raise DelayError(f"a delay of {delay} is longer than {MAX_ETA.days} days, which SQS keeps")
+    return time.time() + delay.total_seconds()
 
 
 #: Call failures before the request left this process: nothing can have been sent.

@@ -41,6 +41,10 @@ class SqsClient(Protocol):
 
     def get_queue_url(self, *, QueueName: str) -> Mapping[str, Any]: ...
 
+    def get_queue_attributes(
+        self, *, QueueUrl: str, AttributeNames: Sequence[str]
+    ) -> Mapping[str, Any]: ...
+
     def send_message(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
     def send_message_batch(

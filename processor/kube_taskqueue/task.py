@@ -21,6 +21,11 @@ from kube_taskqueue.sqs import ReceiptHandle
 JOB_NAME_ATTRIBUTE = "JobName"
 #: Message attribute that carries the trace id from the sender into the handler's logs.
 TRACE_ID_ATTRIBUTE = "TraceId"
+#: Message attribute of a task sent for later than SQS can delay (epoch milliseconds): the
+#: processor keeps it out of sight until then (see kube_taskqueue.runtime.deferral).
+DUE_AT_ATTRIBUTE = "TaskQueueDueAt"
+#: SQS's longest per-message delay (DelaySeconds).
+MAX_DELAY_SECONDS = 900
 
 PayloadT = TypeVar("PayloadT", bound=pydantic.BaseModel)
 
@@ -40,6 +45,8 @@ class Message:
     attributes: Mapping[str, str]
     receive_count: int
     sent_at_ms: int | None = None
+    raw_attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The message attributes as SQS returned them (types, binary values), for a copy."""
 
     @property
     def job_name(self) -> str | None:

@@ -106,12 +106,14 @@ def _target_arguments(parser: argparse.ArgumentParser, *, queue_required: bool =
 
 def _selection_arguments(parser: argparse.ArgumentParser, *, default_limit: int | None) -> None:
     parser.add_argument("--task", help="only dead letters of this task (JobName)")
-    parser.add_argument("--older-than", type=_duration, help="sent longer ago than, e.g. 30m")
-    parser.add_argument("--newer-than", type=_duration, help="sent more recently than, e.g. 2h")
+    parser.add_argument("--older-than", type=parse_duration, help="sent longer ago than, e.g. 30m")
+    parser.add_argument(
+        "--newer-than", type=parse_duration, help="sent more recently than, e.g. 2h"
+    )
     parser.add_argument("--limit", type=_positive_int, default=default_limit, help="at most N")
 
 
-def _duration(text: str) -> timedelta:
+def parse_duration(text: str) -> timedelta:
     found = _DURATION.match(text.strip())
     if not found:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 10m, 2h or 3d")

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import botocore.exceptions
@@ -21,7 +22,7 @@ from kube_taskqueue.assignment import AssignmentError, resolve
 from kube_taskqueue.cli import dlq
 from kube_taskqueue.config import ConfigError, ProcessorConfig, load_config
 from kube_taskqueue.logs import setup_logging
-from kube_taskqueue.producer import Producer, QueueKindError
+from kube_taskqueue.producer import DelayError, Producer, QueueKindError
 from kube_taskqueue.provider import DuplicateTaskError
 from kube_taskqueue.runtime.health import HttpBindError
 from kube_taskqueue.sqs import describe_error
@@ -104,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         help="deduplication id (MessageDeduplicationId; FIFO queues without "
         "content-based deduplication)",
     )
+    later = enqueue.add_mutually_exclusive_group()
+    later.add_argument(
+        "--delay", type=dlq.parse_duration, help="run it later: 90s, 10m, 2h, 3d (at most 14d)"
+    )
+    later.add_argument("--at", type=_moment, help="run it at this time: ISO 8601 with a timezone")
     enqueue.add_argument("payload", nargs="?", default="{}", help="payload as JSON")
     enqueue.set_defaults(handler=_enqueue)
 
@@ -138,6 +144,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     dashboard.set_defaults(handler=_dashboard)
     return parser
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no timezone: add one, e.g. {text}Z or {text}+02:00"
+        )
+    return moment
 
 
 def _port(text: str) -> int:
@@ -194,7 +212,11 @@ def _enqueue(options: argparse.Namespace) -> int:
             payload,
             group_id=options.group_id,
             deduplication_id=options.deduplication_id,
+            delay=options.delay,
+            eta=options.at,
         )
+    except DelayError as error:
+        raise UsageError(str(error)) from None
     except QueueKindError as error:
         raise UsageError(_kind_problem(error, config)) from None
     except botocore.exceptions.ClientError as error:

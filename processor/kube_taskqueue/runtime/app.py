@@ -26,6 +26,7 @@ from kube_taskqueue.config import ProcessorConfig, QueueSettings
 from kube_taskqueue.provider import Provider
 from kube_taskqueue.runtime import clients
 from kube_taskqueue.runtime.acker import Acker
+from kube_taskqueue.runtime.deferral import Deferrer
 from kube_taskqueue.runtime.health import HealthServer
 from kube_taskqueue.runtime.heartbeat import Heartbeat
 from kube_taskqueue.runtime.inflight import InFlight, Slots
@@ -112,6 +113,7 @@ class Processor:
             outcomes=self._outcomes,
             metrics=self.metrics,
             stopping=self.stopping,
+            deferrer=Deferrer(self._client),
         )
         self.pollers = [
             Poller(

@@ -64,6 +64,13 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self.deferred = Counter(
+            "taskqueue_messages_deferred",
+            "Receives of messages not due yet, hidden again until their due time (hop: hold, "
+            "a visibility change; resend, a fresh copy).",
+            ["queue", "hop"],
+            registry=r,
+        )
         self.extended = Counter(
             "taskqueue_visibility_extended",
             "Visibility extensions of in-flight messages.",

@@ -55,6 +55,21 @@ class Outcomes:
         self._metrics.queue(held.message.queue).retried.inc()
         return True
 
+    def hold(self, held: Held, seconds: int) -> bool:
+        """Hide a message that is not due yet (not a failure, not a retry)."""
+        if not self._settle(held):
+            return False
+        self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=seconds))
+        self._metrics.deferred.labels(queue=held.message.queue, hop="hold").inc()
+        return True
+
+    def resent(self, held: Held) -> bool:
+        """A message not due yet whose fresh copy is sent: delete this one."""
+        if not self.delete(held):
+            return False
+        self._metrics.deferred.labels(queue=held.message.queue, hop="resend").inc()
+        return True
+
     def give_back(self, held: Held) -> bool:
         """Make a message visible again at once (visibility 0), for another worker or replica."""
         if not self._settle(held):

@@ -262,6 +262,7 @@ class Poller:
             attributes=attributes,
             receive_count=int(system.get("ApproximateReceiveCount", 1)),
             sent_at_ms=int(system["SentTimestamp"]) if "SentTimestamp" in system else None,
+            raw_attributes=raw.get("MessageAttributes", {}),
         )
         visibility = self._settings.message_visibility_timeout
         held = Held(

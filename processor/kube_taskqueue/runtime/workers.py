@@ -23,6 +23,7 @@ from typing import Any
 
 from kube_taskqueue.logs import log_context
 from kube_taskqueue.provider import Provider
+from kube_taskqueue.runtime.deferral import Deferrer, Hold, due_in, plan
 from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
 from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.runtime.outcomes import Outcomes
@@ -53,7 +54,9 @@ class WorkerPool:
         outcomes: Outcomes,
         metrics: Metrics,
         stopping: threading.Event,
+        deferrer: Deferrer,
     ) -> None:
+        self._deferrer = deferrer
         self._provider = provider
         self._handled = handled
         self._in_flight = in_flight
@@ -142,6 +145,10 @@ class WorkerPool:
             "trace_id": message.trace_id,
         }
         with log_context(**context):
+            remaining = due_in(held, now_ms=time.time() * 1000)
+            if remaining is not None:
+                self._defer(held, remaining)
+                return True
             task = self._route(held)
             if task is None:
                 return True
@@ -186,6 +193,28 @@ class WorkerPool:
             log.info("task done", extra={"duration": round(duration, 6)})
             self._outcomes.delete(held)
             return True
+
+    def _defer(self, held: Held, remaining: float) -> None:
+        """Hide a message sent for later until it is due (see runtime.deferral)."""
+        message = held.message
+        now_ms = time.time() * 1000
+        try:
+            step = plan(
+                remaining=remaining,
+                receive_count=message.receive_count,
+                age_seconds=(now_ms - message.sent_at_ms) / 1000 if message.sent_at_ms else 0,
+                facts=self._deferrer.facts(held.queue_url),
+            )
+            if isinstance(step, Hold):
+                self._outcomes.hold(held, step.seconds)
+            else:
+                self._deferrer.resend(held, delay_seconds=step.delay_seconds)
+                self._outcomes.resent(held)
+        except Exception as error:  # SQS trouble: it comes back after its backoff
+            log.warning("message due in %.0f s not deferred: %s; retrying", remaining, error)
+            self._outcomes.retry(held)
+            return
+        log.info("message not due yet, deferred", extra={"due_in": round(remaining, 1)})
 
     def _route(self, held: Held) -> Task[Any] | None:
         message = held.message
