@@ -13,6 +13,7 @@ from typing import Any
 import botocore.exceptions
 import pydantic
 
+from kube_taskqueue import tracing
 from kube_taskqueue.config import ProcessorConfig, SqsSettings
 from kube_taskqueue.logs import current_trace_id, new_trace_id
 from kube_taskqueue.sqs import MAX_BATCH, QueueUrl, SqsClient, describe_error, make_client
@@ -175,15 +176,16 @@ class Producer:
         on FIFO queues). Raises `PayloadError`, `QueueKindError` or `DelayError` before
         sending when the message cannot fit.
         """
-        request = self.build_request(
-            task,
-            payload,
-            group_id=group_id,
-            deduplication_id=deduplication_id,
-            due=_due(delay, eta),
-        )
-        self._check_kind(task, request)
-        response = self._client.send_message(QueueUrl=self.queue_url(task.queue), **request)
+        with tracing.sending(task.queue, task=task.name):
+            request = self.build_request(
+                task,
+                payload,
+                group_id=group_id,
+                deduplication_id=deduplication_id,
+                due=_due(delay, eta),
+            )
+            self._check_kind(task, request)
+            response = self._client.send_message(QueueUrl=self.queue_url(task.queue), **request)
         return str(response["MessageId"])
 
     def enqueue_many(
@@ -208,6 +210,17 @@ class Producer:
         items = list(payloads)
         if delays is not None and len(delays) != len(items):
             raise DelayError(f"delays has {len(delays)} entries for {len(items)} payloads")
+        with tracing.sending(task.queue, task=task.name, count=len(items)):
+            return self._enqueue_many(task, items, delay=delay, delays=delays)
+
+    def _enqueue_many(
+        self,
+        task: Task[Any],
+        items: Sequence[pydantic.BaseModel | Mapping[str, Any]],
+        *,
+        delay: timedelta | None,
+        delays: Sequence[timedelta | datetime | None] | None,
+    ) -> BatchResult:
         requests = []
         for index, payload in enumerate(items):
             when = delays[index] if delays is not None else delay
@@ -299,6 +312,7 @@ class Producer:
             JOB_NAME_ATTRIBUTE: task.name,
             TRACE_ID_ATTRIBUTE: current_trace_id() or new_trace_id(),
         }
+        tracing.inject(attributes)
         arguments: dict[str, Any] = {
             "MessageBody": request.body,
             "MessageAttributes": {

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kube_taskqueue import tracing
 from kube_taskqueue.logs import log_context
 from kube_taskqueue.provider import Provider
 from kube_taskqueue.runtime.deferral import Deferrer, Hold, due_in, plan
@@ -167,7 +168,16 @@ class WorkerPool:
             )
             started = time.perf_counter()
             try:
-                with handling(message):
+                with (
+                    tracing.processing(
+                        queue=message.queue,
+                        task=task.name,
+                        message_id=message.message_id,
+                        attributes=message.attributes,
+                        receive_count=message.receive_count,
+                    ),
+                    handling(message),
+                ):
                     _run_process(task, payload, loop)
             # BaseException: a task's SystemExit or KeyboardInterrupt is that task's failure,
             # not the process's (signals reach the main thread only, never a worker).
