@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test check lint envtest crds bench soak clean
+.PHONY: dev test check lint envtest crds bench soak fuzz clean
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(STAMP): pyproject.toml
@@ -47,6 +47,14 @@ bench:
 # The reliability scenarios at full size (100,000 messages, 20 kills); writes bench/SOAK.md.
 soak: $(BENCH_STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# The admission invariant (what validation accepts, the API server and SQS accept) on many
+# more generated TaskQueues than `make test` runs: FUZZ_EXAMPLES=20000 make fuzz.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh | tail -n 1)" TASKQUEUE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/pytest -p no:cacheprovider --timeout=0 --hypothesis-show-statistics \
+		tests/resource/test_admission_invariant.py -k what_validation
 
 crds: $(STAMP)
 	$(BIN)/kube-taskqueue crd --write

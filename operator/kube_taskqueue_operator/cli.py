@@ -143,7 +143,7 @@ class _Loaded:
 
 def _load(paths: Sequence[str], namespace: str, defaults: SqsDefaults) -> _Loaded:
     """Parse and validate every TaskQueue under the paths; notes go to stderr."""
-    manifests = load_taskqueues(paths, stdin=sys.stdin)
+    manifests = load_taskqueues(paths, stdin=sys.stdin.buffer)
     for note in manifests.notes:
         _note(note)
     resources: list[TaskQueue] = []

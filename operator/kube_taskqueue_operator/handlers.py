@@ -16,9 +16,10 @@ from typing import Any
 import kopf
 
 from kube_taskqueue_operator import failpoints
-from kube_taskqueue_operator.claims import ClaimIndex, identities, rank
+from kube_taskqueue_operator.claims import ClaimIndex, rank
 from kube_taskqueue_operator.queues import QueueError
 from kube_taskqueue_operator.reconcile import Emit, Reconciler
+from kube_taskqueue_operator.resource.identity import identities
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
 from kube_taskqueue_operator.resource.validation import InvalidDocument, validate_against
 from kube_taskqueue_operator.settings import OperatorSettings

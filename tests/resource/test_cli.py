@@ -115,7 +115,7 @@ def test_validate_unreadable_input_is_one_line_and_exit_2(tmp_path):
     result = taskqueue("validate", str(binary))
     assert (result.returncode, result.stderr.strip()) == (
         2,
-        f"kube-taskqueue: error: {binary}: not UTF-8 text",
+        f"kube-taskqueue: error: {binary}: not UTF-8 text (byte 0 is 0xff)",
     )
 
 

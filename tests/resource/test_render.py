@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,21 @@ def test_one_configmap_and_deployment_per_processor_and_a_cronjob_per_schedule(m
         "accounts-main",
         "accounts-examples",
     ]
-    assert [o["metadata"]["name"] for o in by_kind(objects, "ConfigMap")] == [
+    # ConfigMaps are named by their content: the workload name and ten hex digits.
+    assert [o["metadata"]["name"][:-11] for o in by_kind(objects, "ConfigMap")] == [
         "accounts-main",
         "accounts-examples",
     ]
+    assert all(
+        re.fullmatch(r"-[0-9a-f]{10}", o["metadata"]["name"][-11:])
+        for o in by_kind(objects, "ConfigMap")
+    )
     [cron] = by_kind(objects, "CronJob")
     assert cron["metadata"]["name"] == "accounts-partitions-maintenance-job"
     assert cron["spec"]["schedule"] == "0 * * * *"
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][:2] == ["kube-taskqueue", "enqueue"]
-    assert container["command"][-3:] == ["--name", "partitions_maintenance:job", "{}"]
+    assert container["command"][-2:] == ["--name=partitions_maintenance:job", "{}"]
 
 
 def test_the_configmap_holds_a_valid_processor_config_that_keeps_queues_whole(manifest):
@@ -239,12 +245,9 @@ def test_a_scheduled_task_on_a_fifo_queue_sends_a_group_and_a_deduplication_id(m
         "enqueue",
         "--config",
         "/etc/taskqueue/processor.yaml",
-        "--name",
-        "orders:report",
-        "--group-id",
-        "orders:report",
-        "--deduplication-id",
-        "$(TASKQUEUE_JOB_NAME)",
+        "--name=orders:report",
+        "--group-id=orders:report",
+        "--deduplication-id=$(TASKQUEUE_JOB_NAME)",
         '{"days":1}',
     ]
     # The Job's name: a CronJob names it after the scheduled time.
@@ -254,7 +257,7 @@ def test_a_scheduled_task_on_a_fifo_queue_sends_a_group_and_a_deduplication_id(m
     }
     # A standard queue's CronJob is as before: no ids, no extra variable.
     standard = containers["accounts-partitions-maintenance-job"]
-    assert standard["command"][-3:] == ["--name", "partitions_maintenance:job", "{}"]
+    assert standard["command"][-2:] == ["--name=partitions_maintenance:job", "{}"]
     assert all(e["name"] != "TASKQUEUE_JOB_NAME" for e in standard["env"])
 
 

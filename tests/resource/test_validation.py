@@ -149,13 +149,17 @@ def test_env_names_the_operator_sets_or_that_repeat_are_refused(manifest):
     ]
 
 
-@pytest.mark.parametrize("name", ["Accounts", "accounts_v2", "-accounts", "a" * 254])
-def test_a_name_the_api_server_refuses_is_refused(manifest, name):
+@pytest.mark.parametrize(
+    "name",
+    ["Accounts", "accounts_v2", "-accounts", "a" * 254, "accounts\n", "accoünts", "a.b", "a" * 64],
+)
+def test_a_name_the_api_server_or_a_label_refuses_is_refused(manifest, name):
     manifest["metadata"]["name"] = name
     problems = [p for p in problems_of(manifest) if p.startswith("metadata.name")]
     assert problems == [
-        f"metadata.name {name!r} is not a lowercase RFC 1123 subdomain (at most 253 lower-case "
-        "letters, digits, '-' and '.', starting and ending with a letter or digit)"
+        f"metadata.name {name!r} is not a DNS label: at most 63 lower-case letters, digits and "
+        "'-', starting and ending with a letter or digit (it is a label value and begins the "
+        "name of every object the TaskQueue makes)"
     ]
 
 
@@ -227,6 +231,22 @@ def test_two_resources_may_not_share_a_physical_queue(manifest):
     assert {p.resource for p in validate_against(second, [first])} == {"billing/ledger"}
 
 
+def test_files_spelling_one_endpoint_two_ways_still_clash(manifest):
+    # As the claim index in the cluster: AWS's URL, with a trailing slash, and no endpoint
+    # at all are one service.
+    manifest["spec"]["sqs"].pop("endpoint")
+    first = parse(manifest)
+    other = copy.deepcopy(manifest)
+    other["metadata"]["name"] = "ledger"
+    other["spec"]["sqs"]["endpoint"] = "https://sqs.eu-west-1.amazonaws.com/"
+    problems = validate_all([first, parse(other)])
+    assert any(
+        "SQS queue 'accounts-dev-shared' (region eu-west-1, endpoint aws) is also declared by "
+        "TaskQueue billing/ledger" in p.message
+        for p in problems
+    ), problems
+
+
 def test_another_prefix_region_or_endpoint_is_another_queue(manifest):
     first = parse(manifest)
     for field, value in (
@@ -243,8 +263,11 @@ def test_another_prefix_region_or_endpoint_is_another_queue(manifest):
 def test_an_overlong_deployment_name_is_refused(manifest):
     manifest["metadata"]["name"] = "a" * 40
     manifest["spec"]["processors"][1]["name"] = "b" * 30
-    [problem] = problems_of(manifest)
-    assert "is longer than 63" in problem
+    assert problems_of(manifest) == [
+        f"processor {'b' * 30!r} (spec.processors.1.name): the Deployment name "
+        f"{'a' * 40 + '-' + 'b' * 30!r} (metadata.name-processor) is 71 characters, longer "
+        "than 63"
+    ]
 
 
 def test_region_comes_from_the_operator_default_when_the_spec_has_none(manifest):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -436,8 +435,7 @@ def _cronjob(
     }
     # `$` doubled: the kubelet expands $(VAR) in a command and turns `$$` into `$`, so the
     # payload arrives exactly as written.
-    body = json.dumps(task.payload or {}, sort_keys=True, separators=(",", ":"))
-    body = body.replace("$", "$$")
+    body = naming.payload_body(task.payload).replace("$", "$$")
     command = ["kube-taskqueue", "enqueue", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
     # One argument: a task name starting with a dash is not taken for an option.
     command += [f"--name={task.name}"]
@@ -445,7 +443,7 @@ def _cronjob(
     if any(queue.fifo for queue in resource.spec.queues if queue.name == task.queue):
         # A FIFO send needs a group and a deduplication id. The Job's name comes from the
         # scheduled time: a retried run is deduplicated, the next run is not.
-        command += ["--group-id", task.name, "--deduplication-id", f"$({naming.JOB_NAME_ENV})"]
+        command += [f"--group-id={task.name}", f"--deduplication-id=$({naming.JOB_NAME_ENV})"]
         env.append(
             {
                 "name": naming.JOB_NAME_ENV,

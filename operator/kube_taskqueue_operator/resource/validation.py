@@ -1,12 +1,18 @@
 """Validation of TaskQueues: one function, used by `kube-taskqueue validate`, the admission
 webhook and the operator's handlers. Every problem is reported at once, and each names the
-queue, the tasks and the processors involved.
+queue, the tasks and the processors involved (the limits of what is rendered from the
+resource name the field path and the limit).
+
+The rule everything here serves: a resource this module accepts renders (render.py) into
+objects the API server accepts and queues SQS creates. The limits come from the constants
+the renderer's names are built with (naming.py), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,27 +20,82 @@ from typing import Any
 import pydantic
 
 from kube_taskqueue_operator.resource.cron import schedule_problem
+from kube_taskqueue_operator.resource.identity import QueueIdentity, identities
 from kube_taskqueue_operator.resource.models import (
     SCALE_TO_ZERO,
     ProcessorSpec,
+    QueueSpec,
     TaskQueue,
     TaskSpec,
 )
 from kube_taskqueue_operator.resource.naming import (
+    AWS_TAG_PREFIX,
     CREDENTIAL_ENV,
+    DEAD_LETTER_SUFFIX,
+    DNS_LABEL,
+    FIFO_SUFFIX,
     JOB_NAME_ENV,
+    MAX_LABEL_VALUE,
+    MAX_OBJECT_NAME,
+    MAX_SCHEDULED_PAYLOAD_BYTES,
+    MAX_SQS_MESSAGE_BYTES,
+    MAX_SQS_QUEUE_NAME,
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    OPERATOR_TAGS,
     REGION_ENV,
     cronjob_name,
     dead_letter_name,
+    payload_body,
     physical_name,
+    task_slug,
     workload_name,
 )
 
-#: Kubernetes object names are DNS labels of at most 63 characters.
-MAX_OBJECT_NAME = 63
-#: What the API server takes as a TaskQueue's name (RFC 1123 subdomain).
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-MAX_RESOURCE_NAME = 253
+#: The shape of AWS region names, from botocore's partition patterns: an area of two to four
+#: letters, one or two words, a number (`eu-west-1`, `us-gov-west-1`, `us-isob-east-1`,
+#: `eusc-de-east-1`). The region is the processors' AWS_REGION and part of every SQS URL.
+AWS_REGION = re.compile(r"[a-z]{2,4}(-[a-z]+){1,2}-[0-9]{1,2}")
+REGION_EXAMPLES = "eu-west-1, us-gov-west-1"
+
+#: An image reference as the kubelet parses it (distribution/reference's
+#: ParseNormalizedNamed): `[host[:port]/]path[:tag][@algorithm:hex]`, ASCII only, no spaces.
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
+_IMAGE_NAME = rf"(?:{_HOST}(?::[0-9]+)?/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+#: The digests the runtime can verify (go-digest's registered algorithms, lower-case hex).
+_DIGEST = r"(?:sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})"
+IMAGE_REFERENCE = re.compile(rf"{_IMAGE_NAME}(?::{_TAG})?(?:@{_DIGEST})?")
+#: distribution/reference's RepositoryNameTotalLengthMax: the repository's path (registry
+#: left out) once normalized (`app` is `docker.io/library/app`).
+MAX_IMAGE_PATH = 255
+DEFAULT_REGISTRY = "docker.io"
+#: A bare 64-character hex string reads as an image id, not a name.
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}")
+#: What may precede the queue name in an SQS name (no `.fifo`: that only ends one).
+QUEUE_PREFIX = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def normalized_image(image: str) -> str:
+    """The reference with the registry Docker assumes (distribution/reference's
+    splitDockerDomain): a first component with no `.` or `:`, other than `localhost` and
+    all lower-case, is a path on docker.io, and a single-component path there is in
+    `library/`."""
+    first, slash, rest = image.partition("/")
+    if not slash or (
+        not any(c in first for c in ".:") and first != "localhost" and first.lower() == first
+    ):
+        domain, remainder = DEFAULT_REGISTRY, image
+    else:
+        domain, remainder = first, rest
+    if domain == "index.docker.io":
+        domain = DEFAULT_REGISTRY
+    if domain == DEFAULT_REGISTRY and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    return f"{domain}/{remainder}"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -82,10 +143,29 @@ def validate_one(resource: TaskQueue) -> list[Problem]:
     owners = _owners(resource)
     problems = [
         *_name_problems(resource),
+        *_namespace_problems(resource),
         *_duplicates(resource),
         *_region_problems(resource),
-        *(p for task in spec.tasks for p in _task_problems(resource, task)),
-        *(p for processor in spec.processors for p in _processor_problems(resource, processor)),
+        *_endpoint_problems(resource),
+        *_image_problems(resource),
+        *_prefix_problems(resource),
+        *(
+            p
+            for index, queue in enumerate(spec.queues)
+            for p in _queue_name_problems(resource, index, queue.name)
+        ),
+        *(p for index, queue in enumerate(spec.queues) for p in _tag_problems(index, queue)),
+        *_physical_clashes(resource),
+        *(
+            p
+            for index, task in enumerate(spec.tasks)
+            for p in _task_problems(resource, index, task)
+        ),
+        *(
+            p
+            for index, processor in enumerate(spec.processors)
+            for p in _processor_problems(resource, index, processor)
+        ),
         *_cronjob_clashes(resource),
         *_assignment_problems(resource, owners),
         *_split_problems(resource, owners),
@@ -95,13 +175,26 @@ def validate_one(resource: TaskQueue) -> list[Problem]:
 
 def _name_problems(resource: TaskQueue) -> list[str]:
     name = resource.metadata.name
-    if len(name) <= MAX_RESOURCE_NAME and DNS_SUBDOMAIN.match(name):
+    if len(name) <= MAX_LABEL_VALUE and DNS_LABEL.fullmatch(name):
         return []
-    # The API server refuses such a TaskQueue; say so before it gets there.
+    # The API server takes an RFC 1123 subdomain (dots, 253 characters), but the name is
+    # also the value of the taskqueue.dev/taskqueue label and begins the DNS-label names of
+    # the Deployments and CronJobs: those take only a DNS label. (fullmatch: `$` would let a
+    # trailing newline through.)
     return [
-        f"metadata.name {name!r} is not a lowercase RFC 1123 subdomain (at most "
-        f"{MAX_RESOURCE_NAME} lower-case letters, digits, '-' and '.', starting and ending with "
-        "a letter or digit)"
+        f"metadata.name {name!r} is not a DNS label: at most {MAX_LABEL_VALUE} lower-case "
+        "letters, digits and '-', starting and ending with a letter or digit (it is a label "
+        "value and begins the name of every object the TaskQueue makes)"
+    ]
+
+
+def _namespace_problems(resource: TaskQueue) -> list[str]:
+    namespace = resource.namespace
+    if len(namespace) <= MAX_OBJECT_NAME and DNS_LABEL.fullmatch(namespace):
+        return []
+    return [
+        f"metadata.namespace {namespace!r} is not a DNS label: at most {MAX_OBJECT_NAME} "
+        "lower-case letters, digits and '-', starting and ending with a letter or digit"
     ]
 
 
@@ -120,15 +213,144 @@ def _duplicates(resource: TaskQueue) -> list[str]:
 
 
 def _region_problems(resource: TaskQueue) -> list[str]:
-    if resource.spec.sqs.region is not None:
+    region = resource.spec.sqs.region
+    if region is None:
+        return [
+            "spec.sqs.region is not set and there is no default region (the operator's "
+            "TASKQUEUE_DEFAULT_REGION; --default-region for kube-taskqueue validate and render)"
+        ]
+    if AWS_REGION.fullmatch(region):
         return []
+    # Checked here, not only in the schema: the operator's default region fills it in.
     return [
-        "spec.sqs.region is not set and there is no default region (the operator's "
-        "TASKQUEUE_DEFAULT_REGION; --default-region for kube-taskqueue validate and render)"
+        f"spec.sqs.region {region!r} is not an AWS region name such as {REGION_EXAMPLES} "
+        f"(pattern {AWS_REGION.pattern})"
     ]
 
 
-def _task_problems(resource: TaskQueue, task: TaskSpec) -> list[str]:
+def _endpoint_problems(resource: TaskQueue) -> list[str]:
+    """The schema asks only for `http(s)://` at the start; the processor's configuration (and
+    botocore) need a host, so a bare `http://` would stop the rendering."""
+    endpoint = resource.spec.sqs.endpoint
+    if endpoint is None or _is_endpoint(endpoint):
+        return []
+    return [
+        f"spec.sqs.endpoint {endpoint!r} is not an http(s) URL with a host, such as "
+        "http://sqs.example.net:9324 (no spaces, a port of 1 to 65535)"
+    ]
+
+
+def _is_endpoint(endpoint: str) -> bool:
+    if any(character.isspace() for character in endpoint):
+        return False
+    try:
+        url = urllib.parse.urlsplit(endpoint)
+        port = url.port  # raises for a port out of range or not a number
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname) and port != 0
+
+
+def _image_problems(resource: TaskQueue) -> list[str]:
+    image = resource.spec.image
+    match = IMAGE_REFERENCE.fullmatch(normalized_image(image))
+    if (
+        match is not None
+        and len(match["path"]) <= MAX_IMAGE_PATH
+        and not _IMAGE_ID.fullmatch(image)
+    ):
+        return []
+    return [
+        f"spec.image {image!r} is not an image reference: [registry[:port]/]repository"
+        "[:tag][@sha256:<64 hex>], with a lower-case repository of at most "
+        f"{MAX_IMAGE_PATH} characters after the registry (library/ counts when it names none), "
+        "no spaces"
+    ]
+
+
+def _prefix_problems(resource: TaskQueue) -> list[str]:
+    prefix = resource.spec.sqs.queue_prefix
+    if QUEUE_PREFIX.fullmatch(prefix):
+        return []
+    # The schema refuses such a prefix; the operator's default prefix is filled in after it.
+    return [
+        f"spec.sqs.queuePrefix {prefix!r} may hold only letters, digits, '-' and '_' "
+        "(it begins every SQS queue name)"
+    ]
+
+
+def _queue_name_problems(resource: TaskQueue, index: int, queue: str) -> list[str]:
+    """SQS's own limit on the names made from the prefix, the queue and the DLQ suffix."""
+    problems = []
+    where = f"spec.queues.{index}.name {queue!r}"
+    fifo = f", before {FIFO_SUFFIX!r}" if queue.endswith(FIFO_SUFFIX) else ""
+    names = [(physical_name(resource, queue), "spec.sqs.queuePrefix + name")]
+    if _queue(resource, queue).dead_letter is not None:
+        names.append(
+            (
+                dead_letter_name(resource, queue),
+                f"spec.sqs.queuePrefix + name + {DEAD_LETTER_SUFFIX!r}{fifo}, its dead-letter "
+                "queue",
+            )
+        )
+    for name, made in names:
+        if len(name) > MAX_SQS_QUEUE_NAME:
+            problems.append(
+                f"{where}: the SQS queue name {name!r} ({made}) is {len(name)} characters; SQS "
+                f"allows at most {MAX_SQS_QUEUE_NAME}, {FIFO_SUFFIX!r} included"
+            )
+    return problems
+
+
+def _tag_problems(index: int, queue: QueueSpec) -> list[str]:
+    """SQS's tag limits, and the operator's own tags (which would silently win)."""
+    problems = []
+    for key, value in (queue.tags or {}).items():
+        where = f"spec.queues.{index}.tags {key!r}"
+        if not key or len(key) > MAX_TAG_KEY:
+            problems.append(f"{where}: a tag key is 1 to {MAX_TAG_KEY} characters")
+        if key.startswith(AWS_TAG_PREFIX):
+            problems.append(f"{where}: keys starting {AWS_TAG_PREFIX!r} are reserved by AWS")
+        if key in OPERATOR_TAGS:
+            problems.append(f"{where}: set by the operator (the queue's owner); use another key")
+        if len(value) > MAX_TAG_VALUE:
+            problems.append(
+                f"{where}: the value is {len(value)} characters; SQS allows at most {MAX_TAG_VALUE}"
+            )
+    return problems
+
+
+def _queue(resource: TaskQueue, name: str) -> QueueSpec:
+    return next(queue for queue in resource.spec.queues if queue.name == name)
+
+
+def _physical_clashes(resource: TaskQueue) -> list[str]:
+    """Two queues of the resource on one SQS queue: a processor would poll another queue's
+    dead letters as its work (`work` with a DLQ next to a queue `work-dlq`)."""
+    users: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    seen: set[str] = set()
+    for index, queue in enumerate(resource.spec.queues):
+        if queue.name in seen:
+            continue  # declared twice: reported as such
+        seen.add(queue.name)
+        users[physical_name(resource, queue.name)].append((index, f"queue {queue.name!r}"))
+        if queue.dead_letter is not None:
+            users[dead_letter_name(resource, queue.name)].append(
+                (index, f"the dead-letter queue of queue {queue.name!r}")
+            )
+    problems = []
+    for name, holders in users.items():
+        if len(holders) > 1:
+            (index, first), *rest = holders
+            problems.append(
+                f"spec.queues.{index}.name: the SQS queue name {name!r} is used by {first} and "
+                f"{' and '.join(holder for _, holder in rest)}; every queue and dead-letter "
+                "queue needs a name of its own"
+            )
+    return problems
+
+
+def _task_problems(resource: TaskQueue, index: int, task: TaskSpec) -> list[str]:
     queues = sorted({q.name for q in resource.spec.queues})
     problems = []
     if task.queue not in queues:
@@ -142,12 +364,36 @@ def _task_problems(resource: TaskQueue, task: TaskSpec) -> list[str]:
             problems.append(
                 f"task {task.name!r} has an invalid cron schedule {task.schedule!r}: {why}"
             )
+        if not task_slug(task.name):
+            problems.append(
+                f"spec.tasks.{index}.name {task.name!r}: a scheduled task's name needs a letter "
+                "or a digit: its CronJob is named <metadata.name>-<the letters, digits and "
+                "dashes of the task name>"
+            )
+        problems.extend(_payload_problems(index, task))
     if task.payload is not None and task.schedule is None:
         problems.append(f"task {task.name!r} has a payload but no schedule to send it on")
     return problems
 
 
-def _processor_problems(resource: TaskQueue, processor: ProcessorSpec) -> list[str]:
+def _payload_problems(index: int, task: TaskSpec) -> list[str]:
+    """The CronJob sends the payload's JSON as one SQS message."""
+    where = f"spec.tasks.{index}.payload of task {task.name!r}"
+    try:
+        body = payload_body(task.payload)
+    except (TypeError, ValueError) as error:  # only from Python callers: YAML and JSON load
+        return [f"{where} is not JSON: {error}"]
+    size = len(body.encode())
+    if size <= MAX_SCHEDULED_PAYLOAD_BYTES:
+        return []
+    return [
+        f"{where} is {size} bytes as JSON; a scheduled message may be at most "
+        f"{MAX_SCHEDULED_PAYLOAD_BYTES} bytes (SQS's {MAX_SQS_MESSAGE_BYTES}, less room for "
+        "its JobName and TraceId attributes)"
+    ]
+
+
+def _processor_problems(resource: TaskQueue, index: int, processor: ProcessorSpec) -> list[str]:
     tasks = sorted({t.name for t in resource.spec.tasks})
     problems = [
         f"processor {processor.name!r} names unknown task {name!r} "
@@ -158,8 +404,9 @@ def _processor_problems(resource: TaskQueue, processor: ProcessorSpec) -> list[s
     deployment = workload_name(resource, processor.name)
     if len(deployment) > MAX_OBJECT_NAME:
         problems.append(
-            f"processor {processor.name!r}: the Deployment name {deployment!r} is longer than "
-            f"{MAX_OBJECT_NAME}"
+            f"processor {processor.name!r} (spec.processors.{index}.name): the Deployment name "
+            f"{deployment!r} (metadata.name-processor) is {len(deployment)} characters, longer "
+            f"than {MAX_OBJECT_NAME}"
         )
     scaling = processor.autoscaling
     if scaling is not None and not scaling.external and scaling.min_replicas < 1:
@@ -256,27 +503,21 @@ def validate_all(resources: Iterable[TaskQueue]) -> list[Problem]:
     """Every rule, within each resource and across them (no shared physical queue)."""
     resources = list(resources)
     problems = [problem for resource in resources for problem in validate_one(resource)]
-    claims: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    # The same identities as the claim index: endpoint aliases of one queue are one queue.
+    claims: dict[QueueIdentity, list[str]] = defaultdict(list)
     for resource in resources:
-        sqs = resource.spec.sqs
-        for queue in resource.spec.queues:
-            names = [physical_name(resource, queue.name)]
-            if queue.dead_letter is not None:
-                names.append(dead_letter_name(resource, queue.name))
-            for name in names:
-                identity = (sqs.region or "?", sqs.endpoint or "aws", name)
-                if resource.key not in claims[identity]:
-                    claims[identity].append(resource.key)
-    for (region, endpoint, name), owners in sorted(claims.items()):
+        for identity in identities(resource):
+            if resource.key not in claims[identity]:
+                claims[identity].append(resource.key)
+    for identity, owners in sorted(claims.items()):
         if len(owners) > 1:
             for owner in owners:
                 others = ", ".join(o for o in owners if o != owner)
                 problems.append(
                     Problem(
                         resource=owner,
-                        message=f"SQS queue {name!r} (region {region}, endpoint {endpoint}) "
-                        f"is also declared by TaskQueue {others}; a physical queue belongs "
-                        "to one resource",
+                        message=f"{identity} is also declared by TaskQueue {others}; a "
+                        "physical queue belongs to one resource",
                     )
                 )
     return problems

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kube_taskqueue_operator.claims import ClaimIndex, normalise
+from kube_taskqueue_operator.claims import ClaimIndex
 from kube_taskqueue_operator.handlers import admission_problems
 from kube_taskqueue_operator.reconcile import Reconciler, SqsClients
 from kube_taskqueue_operator.resource.defaults import SqsDefaults
+from kube_taskqueue_operator.resource.identity import normalise
 
 
 @pytest.mark.parametrize(

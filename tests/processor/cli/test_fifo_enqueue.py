@@ -54,8 +54,8 @@ def receive_all(sqs, url):
 
 def test_the_cronjob_form_sends_group_and_deduplication_ids(cli, fifo_config, fifo_queue, sqs):
     # What the operator's CronJob runs: the task name as group, the Job's name as dedup id.
-    args = ["enqueue", "--config", str(fifo_config), "--name", "tick:job"]
-    ids = ["--group-id", "tick:job", "--deduplication-id", "accounts-tick-job-29012345"]
+    args = ["enqueue", "--config", str(fifo_config), "--name=tick:job"]
+    ids = ["--group-id=tick:job", "--deduplication-id=accounts-tick-job-29012345"]
     first = cli(*args, *ids, "{}")
     again = cli(*args, *ids, "{}")  # a retried Job pod: SQS drops the duplicate
     assert first.returncode == 0, first.stderr
