@@ -163,6 +163,32 @@ CORPUS: list[tuple[str, Change, str]] = [
         at("processors.0.env", [{"name": "AWS_REGION", "value": "eu-west-1"}]),
         "env variable 'AWS_REGION' is set by the operator",
     ),
+    # what the build would fail on (#15): the same rules as `validate`, at apply
+    (
+        "SQS name over 80",
+        apply_to(
+            lambda s: (s["queues"][1].update(name="o" * 75), s["tasks"][2].update(queue="o" * 75))
+        ),
+        "SQS allows at most 80",
+    ),
+    (
+        "a queue named like another's dead-letter queue",
+        apply_to(lambda s: s["queues"].append({"name": "work-dlq"})),
+        "every queue and dead-letter queue needs a name of its own",
+    ),
+    (
+        "scheduled task without a slug",
+        apply_to(
+            lambda s: (s["tasks"][2].update(name="::"), s["processors"][1].update(tasks=["::"]))
+        ),
+        "a scheduled task's name needs a letter or a digit",
+    ),
+    ("region '-'", at("sqs.region", "-"), "is not an AWS region name"),
+    (
+        "image with a space",
+        at("image", "registry.example.test/app:1 "),
+        "is not an image reference",
+    ),
 ]
 
 
