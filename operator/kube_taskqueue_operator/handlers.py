@@ -17,6 +17,7 @@ import kopf
 
 from kube_taskqueue_operator import failpoints
 from kube_taskqueue_operator.claims import ClaimIndex, rank
+from kube_taskqueue_operator.metrics import OperatorMetrics
 from kube_taskqueue_operator.queues import QueueError
 from kube_taskqueue_operator.reconcile import Emit, Reconciler
 from kube_taskqueue_operator.resource.identity import identities
@@ -71,12 +72,14 @@ def register(
     webhook_tls: WebhookTls | None,
     claims: ClaimIndex,
     started: threading.Event | None = None,
+    metrics: OperatorMetrics | None = None,
 ) -> None:
     """Register every handler of the operator into `registry`; the admission webhook when
     `webhook_tls` is given. `claims` is the queue-claim index (kept by `ClaimWatcher`);
     `started` is set when the start-up handler is done (kopf then serves and watches)."""
 
     limiter = WarningLimiter(interval=operator.warning_repeat_interval)
+    gauges = metrics or OperatorMetrics()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -116,7 +119,7 @@ def register(
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile")
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")
     def reconcile(body: kopf.Body, **_: Any) -> None:
-        _reconcile(reconciler, workloads, claims, body, limiter=limiter)
+        _reconcile(reconciler, workloads, claims, body, limiter=limiter, metrics=gauges)
 
     @kopf.timer(
         *RESOURCE,
@@ -127,7 +130,7 @@ def register(
         idle=operator.drift_interval / 2,
     )
     def drift(body: kopf.Body, **_: Any) -> None:
-        _reconcile(reconciler, workloads, claims, body, limiter=limiter)
+        _reconcile(reconciler, workloads, claims, body, limiter=limiter, metrics=gauges)
 
     @kopf.timer(
         *RESOURCE,
@@ -137,7 +140,7 @@ def register(
         initial_delay=operator.status_interval,
     )
     def refresh_status(body: kopf.Body, **_: Any) -> None:
-        _refresh(reconciler, workloads, body)
+        _refresh(reconciler, workloads, body, metrics=gauges)
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
     def finalize(body: kopf.Body, **_: Any) -> None:
@@ -146,6 +149,7 @@ def register(
         except (QueueError, WorkloadError) as error:
             _emitter(body)("Warning", error.reason, f"queues not released yet: {error}")
             raise kopf.TemporaryError(str(error), delay=error.delay) from None
+        gauges.forget(body.metadata.namespace or "default", body.metadata.name or "")
 
 
 class WarningLimiter:
@@ -243,6 +247,7 @@ def _reconcile(
     body: kopf.Body,
     *,
     limiter: WarningLimiter,
+    metrics: OperatorMetrics,
 ) -> None:
     if not claims.wait_complete(INDEX_WAIT_SECONDS) or not claims.wait_seen(
         _document(body), INDEX_WAIT_SECONDS
@@ -263,6 +268,7 @@ def _reconcile(
         )
     except WorkloadError as error:
         raise kopf.TemporaryError(str(error), delay=error.delay) from None
+    metrics.observe(body.metadata.namespace or "default", body.metadata.name or "", outcome.status)
     if outcome.retry_after is None and not outcome.invalid:
         limiter.forget(str(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"))
     if outcome.retry_after is not None:
@@ -272,16 +278,17 @@ def _reconcile(
         )
 
 
-def _refresh(reconciler: Reconciler, workloads: Workloads, body: kopf.Body) -> None:
+def _refresh(
+    reconciler: Reconciler, workloads: Workloads, body: kopf.Body, *, metrics: OperatorMetrics
+) -> None:
     """The status timer: depths, replicas, and a queue deleted behind the operator's back."""
     if not body.get("status", {}).get("queues"):
         return
+    namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     try:
-        workloads.patch_status(
-            namespace=body.metadata.namespace or "default",
-            name=body.metadata.name or "",
-            status=reconciler.refresh(_document(body)),
-        )
+        status = reconciler.refresh(_document(body))
+        workloads.patch_status(namespace=namespace, name=name, status=status)
+        metrics.observe(namespace, name, status)
     except InvalidDocument:
         # A body this operator cannot parse (say, a field of a newer CRD): the reconcile
         # reports it as condition Invalid; a traceback per tick would say nothing more.

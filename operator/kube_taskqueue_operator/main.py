@@ -19,10 +19,12 @@ import kubernetes
 import pydantic
 import urllib3
 import yaml
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from kube_taskqueue_operator.claims import ClaimIndex, ClaimWatcher
 from kube_taskqueue_operator.failpoints import Failpoints
 from kube_taskqueue_operator.handlers import register
+from kube_taskqueue_operator.metrics import OperatorMetrics
 from kube_taskqueue_operator.reconcile import Reconciler, SqsClients
 from kube_taskqueue_operator.settings import OperatorSettings, describe, from_environment
 from kube_taskqueue_operator.webhookcerts import CertificateError
@@ -202,6 +204,7 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         api, claims, namespaces=settings.namespaces, initial_delay=settings.claims_initial_delay
     )
     started = threading.Event()
+    metrics = OperatorMetrics()
     registry = kopf.OperatorRegistry()
     register(
         registry,
@@ -211,6 +214,7 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         webhook_tls=tls,
         claims=claims,
         started=started,
+        metrics=metrics,
     )
     log.info(
         "starting the TaskQueue operator",
@@ -222,7 +226,9 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
     )
     watcher.start()
     try:
-        asyncio.run(_operate(settings, registry, tls, Probes(claims=claims, started=started)))
+        asyncio.run(
+            _operate(settings, registry, tls, Probes(claims=claims, started=started), metrics)
+        )
     finally:
         watcher.stop()
     return 0
@@ -254,9 +260,12 @@ class Probes:
         return True
 
 
-async def _serve_probes(port: int, probes: Probes) -> aiohttp.web.AppRunner:
-    """`/healthz` (liveness: kopf is running, as its own endpoint said) and `/readyz`
-    (readiness: this replica admits correctly), on one port, listening from the start."""
+async def _serve_probes(
+    listen: str, port: int, probes: Probes, metrics: CollectorRegistry
+) -> aiohttp.web.AppRunner:
+    """`/healthz` (liveness: kopf is running, as its own endpoint said), `/readyz`
+    (readiness: this replica admits correctly) and `/metrics` (Prometheus), on one port,
+    listening from the start."""
 
     async def healthz(_: aiohttp.web.Request) -> aiohttp.web.Response:
         if probes.live():
@@ -268,12 +277,18 @@ async def _serve_probes(port: int, probes: Probes) -> aiohttp.web.AppRunner:
             return aiohttp.web.Response(text="ready\n")
         return aiohttp.web.Response(status=503, text="loading the TaskQueue claim index\n")
 
+    async def scrape(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(
+            body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
     app = aiohttp.web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", scrape)
     runner = aiohttp.web.AppRunner(app, access_log=None)
     await runner.setup()
-    await aiohttp.web.TCPSite(runner, "0.0.0.0", port).start()
+    await aiohttp.web.TCPSite(runner, listen, port).start()
     return runner
 
 
@@ -282,13 +297,16 @@ async def _operate(
     registry: kopf.OperatorRegistry,
     tls: WebhookTls | None,
     probes: Probes,
+    metrics: OperatorMetrics,
 ) -> None:
     if tls is not None:
         host = "127.0.0.1" if settings.webhook_listen in ("0.0.0.0", "::") else None
         probes = dataclasses.replace(
             probes, webhook=(host or settings.webhook_listen, settings.webhook_port)
         )
-    runner = await _serve_probes(settings.health_port, probes)
+    runner = await _serve_probes(
+        settings.health_listen, settings.health_port, probes, metrics.registry
+    )
     renewals = (
         asyncio.create_task(tls.renewer.keep_renewed(), name="webhook certificate renewal")
         if tls is not None and tls.renewer is not None

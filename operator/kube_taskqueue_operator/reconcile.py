@@ -316,6 +316,9 @@ class Reconciler:
                 continue
             try:
                 messages, in_flight = manager.depth(entry["url"])
+                if entry.get("deadLetterUrl"):
+                    visible, held = manager.depth(entry["deadLetterUrl"])
+                    refreshed["approximateDeadLetters"] = visible + held
             except QueueMissing:
                 name = str(entry["url"]).rsplit("/", 1)[-1]
                 missing.append(f"SQS queue {name!r} of queue {entry.get('name')!r} is gone")

@@ -72,6 +72,8 @@ class OperatorSettings(pydantic.BaseModel):
     webhook_managed: bool = False
     """Let the operator create/patch its ValidatingWebhookConfiguration (development)."""
 
+    health_listen: str = "0.0.0.0"  # the kubelet's probes and Prometheus come from outside
+    """Address of the `/healthz`, `/readyz` and `/metrics` endpoint."""
     health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     """Port of the liveness endpoint `/healthz` (200 while the operator runs) and the
     readiness endpoint `/readyz` (200 once this replica admits correctly: its queue-claim

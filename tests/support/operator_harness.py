@@ -39,6 +39,7 @@ class OperatorProcess:
             "TASKQUEUE_WEBHOOK_PORT": str(self.webhook_port),
             "TASKQUEUE_WEBHOOK_MANAGED": "true",
             "TASKQUEUE_HEALTH_PORT": str(self.health_port),
+            "TASKQUEUE_HEALTH_LISTEN": "127.0.0.1",
             "TASKQUEUE_DRIFT_INTERVAL": "3",
             "TASKQUEUE_STATUS_INTERVAL": "2",
             "TASKQUEUE_SQS_CALL_TIMEOUT": "3",

@@ -411,6 +411,8 @@ class QueueStatus(_Model):
     dead_letter_url: Annotated[str | None, Field(alias="deadLetterUrl")] = None
     approximate_messages: Annotated[int | None, Field(alias="approximateMessages")] = None
     approximate_in_flight: Annotated[int | None, Field(alias="approximateInFlight")] = None
+    approximate_dead_letters: Annotated[int | None, Field(alias="approximateDeadLetters")] = None
+    """Messages in the queue's dead-letter queue (visible and in flight)."""
 
 
 class ProcessorStatus(_Model):
