@@ -128,6 +128,15 @@ class HttpSettings(_Model):
     """0 picks a free port (tests); the chosen port is logged."""
 
 
+class TaskLimits(_Model):
+    """Limits of one task in this processor (they replace the task's own)."""
+
+    max_concurrency: Annotated[int | None, Field(alias="maxConcurrency", ge=1, le=1024)] = None
+    """Runs of the task at once, at most."""
+    rate_limit: Annotated[float | None, Field(alias="rateLimit", gt=0, le=100_000)] = None
+    """Runs of the task started per second, at most."""
+
+
 class ProcessorConfig(_Model):
     app: Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]
     """Import path of the provider: `package.module:attribute`."""
@@ -153,6 +162,10 @@ class ProcessorConfig(_Model):
     """Settings per logical queue. A queue polled without an entry gets the defaults; an
     entry for a queue no task of the app uses is refused when the processor starts (a
     misspelt name would otherwise leave the real queue on the defaults)."""
+
+    task_limits: Annotated[dict[str, TaskLimits], Field(alias="taskLimits")] = {}
+    """Concurrency and rate limits per task name, over the tasks' own `max_concurrency` and
+    `rate_limit`; a name no task of the processor has is refused when it starts."""
 
     def queue_settings(self, queue: str) -> QueueSettings:
         return self.queues.get(queue) or QueueSettings()

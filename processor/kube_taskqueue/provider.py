@@ -43,6 +43,8 @@ class Provider:
         timeout_seconds: float | None = None,
         handle_error: Callable[[Exception, Message], bool] | None = None,
         build_message: Callable[[Any, SendRequest], SendRequest] | None = None,
+        max_concurrency: int | None = None,
+        rate_limit: float | None = None,
     ) -> Callable[[FunctionT], FunctionT]:
         """Register a function as a task; its first parameter's annotation is the payload."""
 
@@ -56,6 +58,8 @@ class Provider:
                     timeout_seconds=timeout_seconds,
                     handle_error=handle_error,
                     build_message=build_message,
+                    max_concurrency=max_concurrency,
+                    rate_limit=rate_limit,
                 )
             )
             return function

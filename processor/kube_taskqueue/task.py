@@ -95,6 +95,11 @@ class Task(Generic[PayloadT]):
     queue: ClassVar[str]
     payload_model: ClassVar[type[pydantic.BaseModel]]
     timeout_seconds: ClassVar[float | None] = None
+    max_concurrency: ClassVar[int | None] = None
+    """At most this many runs at once in one processor; its further messages go back to the
+    queue for a moment (see README: "Limits per task")."""
+    rate_limit: ClassVar[float | None] = None
+    """At most this many runs started per second in one processor."""
 
     def process(self, payload: PayloadT) -> Awaitable[None] | None:
         raise NotImplementedError
@@ -186,7 +191,15 @@ class FunctionTask(Task[Any]):
         timeout_seconds: float | None = None,
         handle_error: Callable[[Exception, Message], bool] | None = None,
         build_message: Callable[[Any, SendRequest], SendRequest] | None = None,
+        max_concurrency: int | None = None,
+        rate_limit: float | None = None,
     ) -> None:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"task {name!r}: max_concurrency must be at least 1")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError(f"task {name!r}: rate_limit must be more than 0 per second")
+        self.max_concurrency = max_concurrency  # type: ignore[misc]
+        self.rate_limit = rate_limit  # type: ignore[misc]
         self.function = function
         # Instance attributes shadow the ClassVars: each function task is its own task.
         self.name = name  # type: ignore[misc]

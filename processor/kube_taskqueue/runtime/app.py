@@ -30,6 +30,7 @@ from kube_taskqueue.runtime.deferral import Deferrer
 from kube_taskqueue.runtime.health import HealthServer
 from kube_taskqueue.runtime.heartbeat import Heartbeat
 from kube_taskqueue.runtime.inflight import InFlight, Slots
+from kube_taskqueue.runtime.limits import Limits
 from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.runtime.outcomes import Outcomes
 from kube_taskqueue.runtime.poller import Poller
@@ -114,6 +115,7 @@ class Processor:
             metrics=self.metrics,
             stopping=self.stopping,
             deferrer=Deferrer(self._client),
+            limits=Limits.of(config, provider, assignment.tasks),
         )
         self.pollers = [
             Poller(

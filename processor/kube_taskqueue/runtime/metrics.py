@@ -64,6 +64,13 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self.postponed = Counter(
+            "taskqueue_messages_postponed",
+            "Receives put back for a few seconds because their task was at its concurrency "
+            "limit or rate limit (reason).",
+            ["queue", "task", "reason"],
+            registry=r,
+        )
         self.deferred = Counter(
             "taskqueue_messages_deferred",
             "Receives of messages not due yet, hidden again until their due time (hop: hold, "

@@ -70,6 +70,15 @@ class Outcomes:
         self._metrics.deferred.labels(queue=held.message.queue, hop="resend").inc()
         return True
 
+    def postpone(self, held: Held, *, seconds: int, task: str, reason: str) -> bool:
+        """Put back a message whose task is at its concurrency or rate limit, for a moment
+        (not a failure: no backoff, no error handler)."""
+        if not self._settle(held):
+            return False
+        self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=seconds))
+        self._metrics.postponed.labels(queue=held.message.queue, task=task, reason=reason).inc()
+        return True
+
     def give_back(self, held: Held) -> bool:
         """Make a message visible again at once (visibility 0), for another worker or replica."""
         if not self._settle(held):

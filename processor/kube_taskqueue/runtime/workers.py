@@ -26,6 +26,7 @@ from kube_taskqueue.logs import log_context
 from kube_taskqueue.provider import Provider
 from kube_taskqueue.runtime.deferral import Deferrer, Hold, due_in, plan
 from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
+from kube_taskqueue.runtime.limits import Limits
 from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.runtime.outcomes import Outcomes
 from kube_taskqueue.task import PayloadError, Task, TaskAborted, handling
@@ -56,8 +57,10 @@ class WorkerPool:
         metrics: Metrics,
         stopping: threading.Event,
         deferrer: Deferrer,
+        limits: Limits,
     ) -> None:
         self._deferrer = deferrer
+        self._limits = limits
         self._provider = provider
         self._handled = handled
         self._in_flight = in_flight
@@ -160,49 +163,66 @@ class WorkerPool:
                 log.error("message not processed: %s", error)
                 self._after_failure(held, task, error)
                 return True
-            self._in_flight.start(
-                message.receipt_handle,
-                now=time.monotonic(),
-                task=task.name,
-                timeout=task.timeout_seconds,
-            )
-            started = time.perf_counter()
-            try:
-                with (
-                    tracing.processing(
-                        queue=message.queue,
-                        task=task.name,
-                        message_id=message.message_id,
-                        attributes=message.attributes,
-                        receive_count=message.receive_count,
-                    ),
-                    handling(message),
-                ):
-                    _run_process(task, payload, loop)
-            # BaseException: a task's SystemExit or KeyboardInterrupt is that task's failure,
-            # not the process's (signals reach the main thread only, never a worker).
-            except BaseException as raised:
-                duration = time.perf_counter() - started
-                series = self._metrics.task(message.queue, task.name)
-                series.duration.observe(duration)
-                series.failed.inc()
-                log.error(
-                    "task failed: %s: %s",
-                    type(raised).__name__,
-                    raised,
-                    exc_info=raised,
-                    extra={"duration": round(duration, 6)},
+            refusal = self._limits.try_start(task.name)
+            if refusal is not None:
+                self._outcomes.postpone(
+                    held, seconds=refusal.retry_after, task=task.name, reason=refusal.reason
                 )
-                failure = raised if isinstance(raised, Exception) else TaskAborted(raised)
-                self._after_failure(held, task, failure)
-                return isinstance(raised, Exception)
+                return True
+            try:
+                return self._run_task(held, task, payload, loop)
+            finally:
+                self._limits.finish(task.name)
+
+    def _run_task(
+        self, held: Held, task: Task[Any], payload: Any, loop: asyncio.AbstractEventLoop
+    ) -> bool:
+        """Run a routed message's task and settle the message; False when the event loop
+        must not be reused."""
+        message = held.message
+        self._in_flight.start(
+            message.receipt_handle,
+            now=time.monotonic(),
+            task=task.name,
+            timeout=task.timeout_seconds,
+        )
+        started = time.perf_counter()
+        try:
+            with (
+                tracing.processing(
+                    queue=message.queue,
+                    task=task.name,
+                    message_id=message.message_id,
+                    attributes=message.attributes,
+                    receive_count=message.receive_count,
+                ),
+                handling(message),
+            ):
+                _run_process(task, payload, loop)
+        # BaseException: a task's SystemExit or KeyboardInterrupt is that task's failure,
+        # not the process's (signals reach the main thread only, never a worker).
+        except BaseException as raised:
             duration = time.perf_counter() - started
             series = self._metrics.task(message.queue, task.name)
             series.duration.observe(duration)
-            series.processed.inc()
-            log.info("task done", extra={"duration": round(duration, 6)})
-            self._outcomes.delete(held)
-            return True
+            series.failed.inc()
+            log.error(
+                "task failed: %s: %s",
+                type(raised).__name__,
+                raised,
+                exc_info=raised,
+                extra={"duration": round(duration, 6)},
+            )
+            failure = raised if isinstance(raised, Exception) else TaskAborted(raised)
+            self._after_failure(held, task, failure)
+            return isinstance(raised, Exception)
+        duration = time.perf_counter() - started
+        series = self._metrics.task(message.queue, task.name)
+        series.duration.observe(duration)
+        series.processed.inc()
+        log.info("task done", extra={"duration": round(duration, 6)})
+        self._outcomes.delete(held)
+        return True
 
     def _defer(self, held: Held, remaining: float) -> None:
         """Hide a message sent for later until it is due (see runtime.deferral)."""
