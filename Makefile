@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 .PHONY: dev test check lint envtest crds bench soak fuzz clean
 BENCH_STAMP := $(VENV)/.bench-installed
 
+# The one-node test cluster: cluster-up, cluster-test, cluster-down (see README).
+include hack/cluster/cluster.mk
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -7,7 +7,11 @@
 # already holds the binaries (e.g. from `setup-envtest use 1.34 -p path`), building only helm
 # when it is missing there.
 #
-# Usage: build.sh [COMPONENT...]   components: etcd kube-apiserver kubectl helm (default: all).
+# Usage: build.sh [COMPONENT...]
+#   control plane (the default, what `make test` needs): etcd kube-apiserver kubectl helm
+#   node, only when named (the one-node cluster of hack/cluster): kubelet kube-controller-manager
+#   kube-scheduler kube-proxy pause (the pod sandbox binary, static, from the same source)
+#   coredns (the cluster DNS, from hack/cluster/dns).
 # The benchmarks need no helm, so a fresh machine builds less before them.
 set -euo pipefail
 
@@ -61,6 +65,23 @@ build etcd "$here/etcd" go.etcd.io/etcd/server/v3 \
   "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_VERSION}"
 build kube-apiserver "$here/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kubectl "$here/kube" k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+for node_cmd in kubelet kube-controller-manager kube-scheduler kube-proxy; do
+  build "$node_cmd" "$here/kube" "k8s.io/kubernetes/cmd/$node_cmd" "$kube_ldflags"
+done
+
+build coredns "$here/../cluster/dns" taskqueue.dev/hack/cluster/dns "-s -w"
+
+# The pod sandbox ("pause") binary: there is no registry to pull registry.k8s.io/pause from, so
+# it is compiled from the C source that the k8s.io/kubernetes module ships, statically, since
+# the image that holds it has nothing else.
+if wanted pause && [[ ! -x "$assets/pause" ]]; then
+  src="$(cd "$here/kube" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  [[ -f $src ]] || (cd "$here/kube" && go mod download k8s.io/kubernetes)
+  log "pause: compiling $src"
+  gcc -Os -Wall -Werror -static -DVERSION="$KUBE_VERSION" -o "$assets/pause.tmp" "$src"
+  strip "$assets/pause.tmp"
+  mv "$assets/pause.tmp" "$assets/pause"
+fi
 
 if ! wanted helm; then
   :

@@ -112,3 +112,24 @@ def test_console_script_from_the_installed_wheel(installed, tmp_path):
         cwd=tmp_path,
     )
     assert str(installed.parent) in where.stdout
+
+
+def test_every_operator_module_imports_with_the_operator_extra_alone(installed, tmp_path):
+    # The operator image installs kube-taskqueue[operator] and nothing else: a module that
+    # needs an undeclared package (the cluster found `cryptography` missing) fails here, where
+    # the test venv's other extras (moto brings cryptography) would hide it.
+    script = (
+        "import importlib, pkgutil, kube_taskqueue_operator as p\n"
+        "for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [str(installed / "python"), "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
