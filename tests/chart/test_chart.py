@@ -489,3 +489,64 @@ def test_readiness_means_admits_correctly_and_prod_ships_peering(control_plane):
     assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
     single = template(control_plane)
     assert not any(o["metadata"]["name"].endswith(".kopf.dev") for o in single)
+
+
+def _known_metric_names() -> set[str]:
+    """Every series name the operator and a processor export."""
+    from kube_taskqueue.runtime.metrics import Metrics
+    from kube_taskqueue_operator.metrics import OperatorMetrics
+
+    names: set[str] = set()
+    for registry in (Metrics().registry, OperatorMetrics().registry):
+        for family in registry.collect():
+            names.add(family.name)
+            for suffix in ("_total", "_bucket", "_count", "_sum", "_created"):
+                names.add(family.name + suffix)
+    return names
+
+
+def _metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\btaskqueue_[a-z_]+", expr))
+
+
+def test_alerts_and_dashboard_use_only_metrics_that_exist(control_plane):
+    objects = template(
+        control_plane,
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.operatorPodMonitor.enabled=true",
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
+    )
+    known = _known_metric_names()
+    [rule] = [o for o in objects if o["kind"] == "PrometheusRule"]
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) == {
+        "TaskQueueDeadLetters",
+        "TaskQueueMessagesWaitTooLong",
+        "TaskQueueBacklog",
+        "TaskQueueProcessorNotReady",
+        "TaskQueueNotReady",
+    }
+    for name, alert in alerts.items():
+        used = _metric_names(alert["expr"])
+        assert used and used <= known, (name, used - known)
+        # Prometheus's own templates reach Prometheus unexpanded by Helm.
+        assert "{{ $labels." in alert["annotations"]["summary"], name
+    assert alerts["TaskQueueDeadLetters"]["expr"].endswith("> 0")
+    [monitor] = [o for o in objects if o["kind"] == "PodMonitor"]  # processors' is off
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "health"
+    [dashboard] = [
+        o for o in objects if o["kind"] == "ConfigMap" and "dashboard" in o["metadata"]["name"]
+    ]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(dashboard["data"]["kube-taskqueue.json"])
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    assert len(exprs) >= 8
+    for expr in exprs:
+        used = _metric_names(expr)
+        assert used and used <= known, (expr, used - known)
+    # Off by default: nothing that needs the Prometheus Operator's CRDs.
+    default = template(control_plane)
+    assert not [o for o in default if o["kind"] in ("PrometheusRule", "PodMonitor")]

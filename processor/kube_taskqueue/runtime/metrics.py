@@ -19,6 +19,7 @@ class QueueSeries:
     returned: Any
     deleted: Any
     extended: Any
+    age: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,14 @@ class Metrics:
             "taskqueue_messages_returned",
             "Unstarted messages made visible again at shutdown.",
             ["queue"],
+            registry=r,
+        )
+        self.age = Histogram(
+            "taskqueue_message_age_seconds",
+            "How long messages waited in their queue, from their send to this receive (SQS "
+            "delays included; messages sent for later than 15 minutes are left out).",
+            ["queue"],
+            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 21_600, 86_400),
             registry=r,
         )
         self.postponed = Counter(
@@ -119,6 +128,7 @@ class Metrics:
                 returned=self.returned.labels(queue=queue),
                 deleted=self.deleted.labels(queue=queue),
                 extended=self.extended.labels(queue=queue),
+                age=self.age.labels(queue=queue),
             )
         return series
 

@@ -32,7 +32,7 @@ from kube_taskqueue.runtime.backoff import CallBackoff
 from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
 from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.sqs import QueueUrl, ReceiptHandle, SqsClient, describe_error, is_transient
-from kube_taskqueue.task import Message
+from kube_taskqueue.task import DUE_AT_ATTRIBUTE, Message
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,12 @@ class Poller:
             series = self._metrics.queue(self.queue)
             series.received.inc(len(held))
             series.in_flight.inc(len(held))
+            now_ms = time.time() * 1000
+            for item in held:
+                message = item.message
+                # A message sent for later (TaskQueueDueAt) is old by design: not a backlog.
+                if message.sent_at_ms is not None and DUE_AT_ATTRIBUTE not in message.attributes:
+                    series.age.observe(max(0.0, (now_ms - message.sent_at_ms) / 1000))
         return held, None
 
     def _hold(self, raw: Mapping[str, Any], now: float) -> Held:

@@ -225,3 +225,20 @@ def test_near_the_dead_letter_threshold_a_waiting_message_is_copied_afresh(
     wait_for(lambda: deferred(processor, "resend") == 1)
     wait_for(lambda: queues.counts("work") == (0, 0) and delayed(queues, "work") == 1)
     assert queues.counts("work-dlq") == (0, 0) and records.ids("start") == []
+
+
+def test_the_age_metric_counts_the_wait_and_leaves_out_tasks_sent_for_later(
+    sqs_endpoint, prefix, queues, records, start_processor
+):
+    queues.create("work", max_receive_count=5)
+    queues.create("other")
+    producer(sqs_endpoint, prefix).enqueue(RECORD, {"id": "waited"})
+    time.sleep(1.2)  # it waits in the queue before any processor runs
+    processor = start_processor(processor_config(endpoint=sqs_endpoint, prefix=prefix))
+    wait_for(lambda: records.ids("done") == ["waited"])
+    _early(queues, "work", due_in=3_600)
+    wait_for(lambda: deferred(processor, "hold") == 1)
+    registry = processor.metrics.registry
+    labels = {"queue": "work"}
+    assert registry.get_sample_value("taskqueue_message_age_seconds_count", labels) == 1
+    assert registry.get_sample_value("taskqueue_message_age_seconds_sum", labels) >= 1.0
