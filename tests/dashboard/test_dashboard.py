@@ -32,7 +32,10 @@ SCREENSHOTS = Path(os.environ.get("TASKQUEUE_SCREENSHOTS", "test-output/screensh
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium is missing: apt-get install chromium chromium-driver (.ci/run does)")
+        reason = "Chromium is missing: apt-get install chromium chromium-driver (.ci/run does)"
+        if os.environ.get("CI"):  # CI installs it: there its absence is a failure
+            pytest.fail(reason)
+        pytest.skip(reason)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
