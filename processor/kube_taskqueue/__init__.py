@@ -28,6 +28,7 @@ from kube_taskqueue.task import (
     SendRequest,
     Task,
     TaskAborted,
+    cancelled,
     current_message,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "SqsSettings",
     "Task",
     "TaskAborted",
+    "cancelled",
     "current_message",
     "load_config",
     "log_context",

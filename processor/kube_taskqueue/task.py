@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import dataclasses
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
@@ -57,6 +58,28 @@ class Message:
         return self.attributes.get(TRACE_ID_ATTRIBUTE)
 
 
+_cancelled: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "taskqueue_cancelled", default=None
+)
+
+
+def cancelled() -> bool:
+    """True once the running task has passed its `timeout_seconds` (a sync task keeps running
+    in the background then; a long loop can check this and stop early)."""
+    flag = _cancelled.get()
+    return flag is not None and flag.is_set()
+
+
+@contextlib.contextmanager
+def cancellable(flag: threading.Event) -> Iterator[None]:
+    """Make `flag` what `cancelled()` reads in the block (the processor sets it on timeout)."""
+    token = _cancelled.set(flag)
+    try:
+        yield
+    finally:
+        _cancelled.reset(token)
+
+
 def current_message() -> Message | None:
     """The message whose task is running in this context (receive count, trace id…)."""
     return _current_message.get()
@@ -87,8 +110,9 @@ class Task(Generic[PayloadT]):
     """Base class of a task. Subclasses set `name`, `queue`, `payload_model`, `process`.
 
     `timeout_seconds`, when set, bounds one run: an `async` process is cancelled and fails
-    with `TimeoutError`; a sync one cannot be interrupted, so the processor reports it as
-    hung on `/healthz` and Kubernetes restarts the pod (its message then comes back).
+    with `TimeoutError`. A sync one runs in a thread of its own and fails with `TimeoutError`
+    when the time is up; Python cannot stop a thread, so it is left running in the background
+    (`cancelled()` turns True for it to check) while the worker goes on with other messages.
     """
 
     name: ClassVar[str]

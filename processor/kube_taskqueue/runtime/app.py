@@ -259,6 +259,12 @@ class Processor:
         problems += self._pipeline_problems(now)
         if self._workers.alive() < self.config.workers:
             problems.append(f"only {self._workers.alive()} of {self.config.workers} workers alive")
+        abandoned = self._workers.abandoned.running()
+        if abandoned >= self.config.workers:
+            problems.append(
+                f"{abandoned} sync tasks given up on after their timeout are still running "
+                f"(as many as the {self.config.workers} workers)"
+            )
         for held in self.in_flight.hung(now=now):
             problems.append(
                 f"task {held.task!r} hung: message {held.message.message_id} running for "

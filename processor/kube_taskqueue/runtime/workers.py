@@ -29,6 +29,7 @@ from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
 from kube_taskqueue.runtime.limits import Limits
 from kube_taskqueue.runtime.metrics import Metrics
 from kube_taskqueue.runtime.outcomes import Outcomes
+from kube_taskqueue.runtime.timed import Abandoned, is_async, run_with_timeout
 from kube_taskqueue.task import PayloadError, Task, TaskAborted, handling
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class WorkerPool:
     ) -> None:
         self._deferrer = deferrer
         self._limits = limits
+        self.abandoned = Abandoned()
         self._provider = provider
         self._handled = handled
         self._in_flight = in_flight
@@ -198,7 +200,7 @@ class WorkerPool:
                 ),
                 handling(message),
             ):
-                _run_process(task, payload, loop)
+                _run_process(task, payload, loop, self.abandoned)
         # BaseException: a task's SystemExit or KeyboardInterrupt is that task's failure,
         # not the process's (signals reach the main thread only, never a worker).
         except BaseException as raised:
@@ -277,7 +279,12 @@ class WorkerPool:
             self._outcomes.retry(held)
 
 
-def _run_process(task: Task[Any], payload: Any, loop: asyncio.AbstractEventLoop) -> None:
+def _run_process(
+    task: Task[Any], payload: Any, loop: asyncio.AbstractEventLoop, abandoned: Abandoned
+) -> None:
+    if task.timeout_seconds is not None and not is_async(task):
+        run_with_timeout(task, payload, timeout=task.timeout_seconds, abandoned=abandoned)
+        return
     process: Callable[[Any], Any] = task.process
     result = process(payload)
     if inspect.isawaitable(result):
