@@ -296,6 +296,11 @@ class Producer:
         """The SendMessage arguments (without QueueUrl) for one payload of a task; `due` is
         when it may run (epoch seconds), None for now."""
         model = task.validate_payload(payload)
+        if self.is_fifo(task.queue):  # the task's own rules, unless the sender gave ids
+            if group_id is None:
+                group_id = task.message_group_id(model)
+            if deduplication_id is None:
+                deduplication_id = task.message_deduplication_id(model)
         seed = SendRequest(
             body=encode_payload(model), group_id=group_id, deduplication_id=deduplication_id
         )

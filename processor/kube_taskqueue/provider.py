@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from kube_taskqueue.task import FunctionTask, Message, SendRequest, Task
+from kube_taskqueue.task import FunctionTask, Message, SendRequest, Task, check_field_rules
 
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Awaitable[None] | None])
 
@@ -25,6 +25,12 @@ class Provider:
             self.add(task)
 
     def add(self, task: Task[Any]) -> Task[Any]:
+        check_field_rules(
+            task.name,
+            task.payload_model,
+            group_by=type(task).group_by,
+            deduplicate_by=type(task).deduplicate_by,
+        )
         existing = self._tasks.get(task.name)
         if existing is not None:
             raise DuplicateTaskError(
@@ -45,6 +51,8 @@ class Provider:
         build_message: Callable[[Any, SendRequest], SendRequest] | None = None,
         max_concurrency: int | None = None,
         rate_limit: float | None = None,
+        group_by: str | Callable[[Any], Any] | None = None,
+        deduplicate_by: str | Callable[[Any], Any] | None = None,
     ) -> Callable[[FunctionT], FunctionT]:
         """Register a function as a task; its first parameter's annotation is the payload."""
 
@@ -60,6 +68,8 @@ class Provider:
                     build_message=build_message,
                     max_concurrency=max_concurrency,
                     rate_limit=rate_limit,
+                    group_by=group_by,
+                    deduplicate_by=deduplicate_by,
                 )
             )
             return function

@@ -48,6 +48,8 @@ class Message:
     sent_at_ms: int | None = None
     raw_attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The message attributes as SQS returned them (types, binary values), for a copy."""
+    group_id: str | None = None
+    """The FIFO message group (None on a standard queue)."""
 
     @property
     def job_name(self) -> str | None:
@@ -124,6 +126,20 @@ class Task(Generic[PayloadT]):
     queue for a moment (see README: "Limits per task")."""
     rate_limit: ClassVar[float | None] = None
     """At most this many runs started per second in one processor."""
+    group_by: ClassVar[str | None] = None
+    """FIFO queues: the payload field whose value is the message group id (messages of one
+    group run one at a time, in order). Override `message_group_id` for anything else."""
+    deduplicate_by: ClassVar[str | None] = None
+    """FIFO queues: the payload field whose value is the deduplication id (SQS drops a
+    message with the same id within five minutes)."""
+
+    def message_group_id(self, payload: PayloadT) -> str | None:
+        """The FIFO message group of a payload (None: the sender must give one)."""
+        return _derived(self.group_by, payload)
+
+    def message_deduplication_id(self, payload: PayloadT) -> str | None:
+        """The FIFO deduplication id of a payload (None: the sender's, or content-based)."""
+        return _derived(self.deduplicate_by, payload)
 
     def process(self, payload: PayloadT) -> Awaitable[None] | None:
         raise NotImplementedError
@@ -202,6 +218,25 @@ class Task(Generic[PayloadT]):
         return f"<Task {self.name!r} on queue {self.queue!r}>"
 
 
+def check_field_rules(task: str, model: type[pydantic.BaseModel], **rules: Any) -> None:
+    """A `group_by`/`deduplicate_by` naming a field must name one of the payload model's:
+    otherwise no message of the task could be sent to its FIFO queue."""
+    for option, rule in rules.items():
+        if isinstance(rule, str) and rule not in model.model_fields:
+            fields = ", ".join(model.model_fields) or "none"
+            raise ValueError(
+                f"task {task!r}: {option}={rule!r} is not a field of its payload model "
+                f"{model.__name__} (fields: {fields})"
+            )
+
+
+def _derived(rule: str | Callable[[Any], Any] | None, payload: Any) -> str | None:
+    if rule is None:
+        return None
+    value = rule(payload) if callable(rule) else getattr(payload, rule)
+    return None if value is None else str(value)
+
+
 class FunctionTask(Task[Any]):
     """A task made from a function by the `Provider.task` decorator."""
 
@@ -217,7 +252,11 @@ class FunctionTask(Task[Any]):
         build_message: Callable[[Any, SendRequest], SendRequest] | None = None,
         max_concurrency: int | None = None,
         rate_limit: float | None = None,
+        group_by: str | Callable[[Any], Any] | None = None,
+        deduplicate_by: str | Callable[[Any], Any] | None = None,
     ) -> None:
+        self._group_by = group_by
+        self._deduplicate_by = deduplicate_by
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"task {name!r}: max_concurrency must be at least 1")
         if rate_limit is not None and rate_limit <= 0:
@@ -232,11 +271,20 @@ class FunctionTask(Task[Any]):
             _check_annotation(function, payload_model)
         self.payload_model = payload_model or _payload_model_of(function)  # type: ignore[misc]
         self.timeout_seconds = timeout_seconds  # type: ignore[misc]
+        check_field_rules(
+            name, self.payload_model, group_by=group_by, deduplicate_by=deduplicate_by
+        )
         self._handle_error = handle_error
         self._build_message = build_message
 
     def process(self, payload: Any) -> Awaitable[None] | None:
         return self.function(payload)
+
+    def message_group_id(self, payload: Any) -> str | None:
+        return _derived(self._group_by, payload)
+
+    def message_deduplication_id(self, payload: Any) -> str | None:
+        return _derived(self._deduplicate_by, payload)
 
     def handle_error(self, error: Exception, message: Message) -> bool:
         if self._handle_error is None:

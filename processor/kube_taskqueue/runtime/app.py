@@ -128,6 +128,7 @@ class Processor:
                 in_flight=self.in_flight,
                 metrics=self.metrics,
                 submit=self._workers.submit,
+                submit_group=self._workers.submit_group,
                 give_back=self._outcomes.give_back,
                 stopping=self.stopping,
             )

@@ -63,6 +63,7 @@ class Poller:
         submit: Callable[[Held], None],
         give_back: Callable[[Held], bool],
         stopping: threading.Event,
+        submit_group: Callable[[list[Held]], None] | None = None,
     ) -> None:
         self.queue = queue
         self._physical_name = physical_name
@@ -73,6 +74,9 @@ class Poller:
         self._in_flight = in_flight
         self._metrics = metrics
         self._submit = submit
+        self._submit_group = submit_group
+        # FIFO names end so (SQS requires it): their batches go to workers group by group.
+        self._fifo = (settings.url or physical_name).endswith(".fifo")
         self._give_back = give_back
         self._stopping = stopping
         self._backoff = CallBackoff()
@@ -182,8 +186,12 @@ class Poller:
                 self._give_back(held)
             self._slots.give_back(len(received))
             return len(received)
-        for held in received:
-            self._submit(held)
+        if self._fifo and self._submit_group is not None:
+            for group in _by_group(received):
+                self._submit_group(group)
+        else:
+            for held in received:
+                self._submit(held)
         return len(received)
 
     def _resolve(self) -> bool:
@@ -222,7 +230,11 @@ class Poller:
                 WaitTimeSeconds=wait,
                 VisibilityTimeout=self._settings.message_visibility_timeout,
                 MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                MessageSystemAttributeNames=[
+                    "ApproximateReceiveCount",
+                    "SentTimestamp",
+                    "MessageGroupId",
+                ],
             )
         except Exception as error:
             self._metrics.sqs_errors.labels(call="receive_message").inc()
@@ -269,6 +281,7 @@ class Poller:
             receive_count=int(system.get("ApproximateReceiveCount", 1)),
             sent_at_ms=int(system["SentTimestamp"]) if "SentTimestamp" in system else None,
             raw_attributes=raw.get("MessageAttributes", {}),
+            group_id=system.get("MessageGroupId"),
         )
         visibility = self._settings.message_visibility_timeout
         held = Held(
@@ -279,3 +292,11 @@ class Poller:
         )
         self._in_flight.add(held)
         return held
+
+
+def _by_group(received: list[Held]) -> list[list[Held]]:
+    """The messages of one receive by FIFO message group, in the order SQS gave them."""
+    groups: dict[str | None, list[Held]] = {}
+    for held in received:
+        groups.setdefault(held.message.group_id, []).append(held)
+    return list(groups.values())

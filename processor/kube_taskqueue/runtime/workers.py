@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kube_taskqueue import tracing
 from kube_taskqueue.logs import log_context
@@ -43,6 +43,13 @@ _STOP_POLL_SECONDS = 0.1
 
 class UnroutableError(LookupError):
     """A message whose `JobName` this processor does not handle."""
+
+
+class Handled(NamedTuple):
+    loop_ok: bool
+    """False when a task broke out of its event loop (the worker makes a new one)."""
+    deleted: bool
+    """The message is done (deleted): the next of its FIFO group may run."""
 
 
 class WorkerPool:
@@ -70,7 +77,7 @@ class WorkerPool:
         self._outcomes = outcomes
         self._metrics = metrics
         self._stopping = stopping
-        self._jobs: queue.SimpleQueue[Held | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[list[Held] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"taskqueue-worker-{i}", daemon=True)
             for i in range(size)
@@ -81,20 +88,27 @@ class WorkerPool:
             thread.start()
 
     def submit(self, held: Held) -> None:
-        self._jobs.put(held)
+        self._jobs.put([held])
+
+    def submit_group(self, group: list[Held]) -> None:
+        """Messages of one FIFO message group from one receive: run in order on one worker;
+        after one that is not done (failed, retried, put back), the rest go back unstarted,
+        so SQS hands them out again only after it, in order."""
+        self._jobs.put(group)
 
     def return_unstarted(self) -> int:
         """Make every message still waiting for a worker visible again at once."""
         returned = 0
         while True:
             try:
-                held = self._jobs.get_nowait()
+                job = self._jobs.get_nowait()
             except queue.Empty:
                 return returned
-            if held is None:
+            if job is None:
                 continue  # a stop sentinel: its worker has left or is leaving anyway
-            returned += self._outcomes.give_back(held)
-            self._slots.give_back(1)
+            for held in job:
+                returned += self._outcomes.give_back(held)
+                self._slots.give_back(1)
 
     def stop(self, *, deadline: float, hurry: threading.Event) -> list[threading.Thread]:
         """Let running tasks finish until `deadline` (monotonic) or until `hurry` is set;
@@ -118,30 +132,36 @@ class WorkerPool:
     def _run(self) -> None:
         loop: asyncio.AbstractEventLoop | None = None
         while True:
-            held = self._jobs.get()
-            if held is None:
+            job = self._jobs.get()
+            if job is None:
                 break
-            try:
-                if self._stopping.is_set():
-                    # Shutting down: a message nobody started goes back at once.
-                    self._outcomes.give_back(held)
-                    continue
-                if loop is None:
-                    loop = asyncio.new_event_loop()
-                if not self._handle(held, loop):
-                    # A task broke out of its event loop; the next one gets a fresh loop.
-                    _close_loop(loop)
-                    loop = None
-            except BaseException:  # never let one message end a worker
-                log.exception("unexpected error handling message %s", held.message.message_id)
-                self._outcomes.retry(held)  # sends nothing if the message was settled
-            finally:
-                self._slots.give_back(1)
+            ordered = True  # within a group, every earlier message is done
+            for held in job:
+                try:
+                    if self._stopping.is_set() or not ordered:
+                        # Shutting down, or an earlier message of its group is not done: a
+                        # message nobody started goes back at once.
+                        self._outcomes.give_back(held)
+                        continue
+                    if loop is None:
+                        loop = asyncio.new_event_loop()
+                    result = self._handle(held, loop)
+                    ordered = result.deleted
+                    if not result.loop_ok:
+                        # A task broke out of its event loop; the next one gets a fresh loop.
+                        _close_loop(loop)
+                        loop = None
+                except BaseException:  # never let one message end a worker
+                    log.exception("unexpected error handling message %s", held.message.message_id)
+                    self._outcomes.retry(held)  # sends nothing if the message was settled
+                    ordered = False
+                finally:
+                    self._slots.give_back(1)
         if loop is not None:
             _close_loop(loop)
 
-    def _handle(self, held: Held, loop: asyncio.AbstractEventLoop) -> bool:
-        """Run one message; False when the event loop must not be reused."""
+    def _handle(self, held: Held, loop: asyncio.AbstractEventLoop) -> Handled:
+        """Run one message: whether its loop may be reused, whether it was deleted."""
         message = held.message
         context = {
             "queue": message.queue,
@@ -154,23 +174,22 @@ class WorkerPool:
             remaining = due_in(held, now_ms=time.time() * 1000)
             if remaining is not None:
                 self._defer(held, remaining)
-                return True
+                return Handled(loop_ok=True, deleted=False)
             task = self._route(held)
             if task is None:
-                return True
+                return Handled(loop_ok=True, deleted=False)
             try:
                 payload = task.parse_payload(message.body)
             except PayloadError as error:
                 self._metrics.unroutable.labels(queue=message.queue, reason="bad_payload").inc()
                 log.error("message not processed: %s", error)
-                self._after_failure(held, task, error)
-                return True
+                return Handled(loop_ok=True, deleted=self._after_failure(held, task, error))
             refusal = self._limits.try_start(task.name)
             if refusal is not None:
                 self._outcomes.postpone(
                     held, seconds=refusal.retry_after, task=task.name, reason=refusal.reason
                 )
-                return True
+                return Handled(loop_ok=True, deleted=False)
             try:
                 return self._run_task(held, task, payload, loop)
             finally:
@@ -178,9 +197,8 @@ class WorkerPool:
 
     def _run_task(
         self, held: Held, task: Task[Any], payload: Any, loop: asyncio.AbstractEventLoop
-    ) -> bool:
-        """Run a routed message's task and settle the message; False when the event loop
-        must not be reused."""
+    ) -> Handled:
+        """Run a routed message's task and settle the message."""
         message = held.message
         self._in_flight.start(
             message.receipt_handle,
@@ -216,15 +234,15 @@ class WorkerPool:
                 extra={"duration": round(duration, 6)},
             )
             failure = raised if isinstance(raised, Exception) else TaskAborted(raised)
-            self._after_failure(held, task, failure)
-            return isinstance(raised, Exception)
+            deleted = self._after_failure(held, task, failure)
+            return Handled(loop_ok=isinstance(raised, Exception), deleted=deleted)
         duration = time.perf_counter() - started
         series = self._metrics.task(message.queue, task.name)
         series.duration.observe(duration)
         series.processed.inc()
         log.info("task done", extra={"duration": round(duration, 6)})
         self._outcomes.delete(held)
-        return True
+        return Handled(loop_ok=True, deleted=True)
 
     def _defer(self, held: Held, remaining: float) -> None:
         """Hide a message sent for later until it is due (see runtime.deferral)."""
@@ -266,7 +284,9 @@ class WorkerPool:
             return None
         return task
 
-    def _after_failure(self, held: Held, task: Task[Any], error: Exception) -> None:
+    def _after_failure(self, held: Held, task: Task[Any], error: Exception) -> bool:
+        """Delete or retry a failed message as its task's error handler says; True if
+        deleted."""
         try:
             delete = bool(task.handle_error(error, held.message))
         except BaseException:  # an error handler cannot end the worker either
@@ -277,6 +297,7 @@ class WorkerPool:
             self._outcomes.delete(held)
         else:
             self._outcomes.retry(held)
+        return delete
 
 
 def _run_process(
