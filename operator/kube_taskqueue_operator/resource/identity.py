@@ -46,7 +46,10 @@ def normalise(*, region: str | None, endpoint: str | None, name: str) -> QueueId
     if not endpoint:
         return QueueIdentity(region=region, endpoint="aws", name=name)
     raw = endpoint.strip()
-    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    try:
+        parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    except ValueError:  # not a URL (validation says so): compare it as written
+        return QueueIdentity(region=region, endpoint=raw.lower(), name=name)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
     path = parts.path.rstrip("/")
