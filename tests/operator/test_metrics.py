@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 
+import pytest
 from harness import wait_for
 from kube_taskqueue_operator.metrics import OperatorMetrics
 from operator_harness import get
@@ -62,7 +63,11 @@ def test_metrics_follow_the_status(
     status = get(control_plane, "tq", "app", namespace)["status"]
     work = next(q for q in status["queues"] if q["name"] == "work")
     assert work["approximateDeadLetters"] == 1  # the same number in the status
-    control_plane.kubectl_run("delete", "tq", "app", "-n", namespace, "--timeout=60s")
+    control_plane.kubectl_run("delete", "tq", "app", "-n", namespace, "--wait=false")
+    try:
+        wait_for(lambda: get(control_plane, "tq", "app", namespace) is None, timeout=120)
+    except pytest.fail.Exception:
+        pytest.fail(f"the TaskQueue was not deleted; operator log:\n{operator.output()[-4000:]}")
     wait_for(
         lambda: (
             not any(
