@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,17 +38,7 @@ class Settings:
     journal_directory: Path | None = None
 
 
-def _age(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-TEMPLATES.env.filters["age"] = _age
+TEMPLATES.env.filters["age"] = deadletters.age_text
 TEMPLATES.env.filters["urlpart"] = lambda value: quote(str(value), safe="")
 
 

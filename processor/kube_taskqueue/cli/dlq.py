@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import botocore.exceptions
@@ -201,16 +201,6 @@ def _selection(options: argparse.Namespace) -> Selection:
     )
 
 
-def _age(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def _stats(options: argparse.Namespace) -> int:
     client, pairs = _pairs(options, skip_without_dead_letters=True)
     reports = [deadletters.report(client, pair, visibility=options.visibility) for pair in pairs]
@@ -231,7 +221,7 @@ def _stats(options: argparse.Namespace) -> int:
             str(entry.source.delayed),
             entry.pair.dead_letter_name,
             str(entry.dead_letters.visible + entry.dead_letters.in_flight),
-            _age(entry.oldest),
+            deadletters.age_text(entry.oldest),
             ", ".join(f"{task} {count}" for task, count in entry.by_task.most_common()) or "-",
         )
     Console().print(table)

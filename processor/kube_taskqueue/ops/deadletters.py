@@ -137,6 +137,17 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def age_text(moment: datetime | None) -> str:
+    """How long ago, in its largest whole unit (`3d`, `5h`, `12m`, `40s`); `-` for never."""
+    if moment is None:
+        return "-"
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 

@@ -6,9 +6,6 @@ SQS server over HTTP with a processor running in this test process."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +14,7 @@ from typing import Any
 import pytest
 import sampleapp
 import yaml
-from harness import SUPPORT, processor_config, wait_for
+from harness import processor_config, wait_for
 from kube_taskqueue import DelayError, Producer, SqsSettings
 from kube_taskqueue.runtime.deferral import Hold, QueueFacts, Resend, plan
 from kube_taskqueue.task import DUE_AT_ATTRIBUTE
@@ -107,32 +104,14 @@ def test_fifo_queues_have_no_per_message_delay(sqs_endpoint, prefix, sqs):
         send.enqueue(RECORD, {"id": "x"}, group_id="g", delay=timedelta(minutes=1))
 
 
-def test_the_cli_sends_for_later(sqs_endpoint, prefix, queues, tmp_path: Path):
+def test_the_cli_sends_for_later(sqs_endpoint, prefix, queues, tmp_path: Path, cli):
     queues.create("work")
     queues.create("other")
     config = tmp_path / "processor.yaml"
     config.write_text(yaml.safe_dump(processor_config(endpoint=sqs_endpoint, prefix=prefix)))
 
     def enqueue(*args: str) -> Any:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kube_taskqueue.cli",
-                "enqueue",
-                "--config",
-                str(config),
-                "--name",
-                "record:job",
-                *args,
-                '{"id": "cli"}',
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(SUPPORT)},
-        )
+        return cli("enqueue", "--config", str(config), "--name=record:job", *args, '{"id": "cli"}')
 
     assert enqueue("--delay", "20m").returncode == 0
     assert enqueue("--at", (datetime.now(UTC) + timedelta(minutes=3)).isoformat()).returncode == 0

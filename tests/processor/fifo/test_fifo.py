@@ -5,14 +5,13 @@ moto's server (which locks a group while one of its messages is in flight, as SQ
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pydantic
 import pytest
 import yaml
-from harness import processor_config, wait_for
+from harness import SUPPORT, processor_config, wait_for
 from kube_taskqueue import Producer, Provider, SqsSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -79,28 +78,20 @@ def test_a_rule_naming_no_payload_field_is_refused_when_the_task_is_defined():
 
 
 def test_the_cli_sends_to_a_fifo_queue_without_ids_when_the_task_derives_them(
-    sqs_endpoint, prefix, ledger, sqs, tmp_path
+    sqs_endpoint, prefix, ledger, sqs, tmp_path, cli
 ):
     config = tmp_path / "processor.yaml"
     data = processor_config(endpoint=sqs_endpoint, prefix=prefix, app="fifoapp:provider")
     data["queues"] = {"ledger.fifo": {"pollInterval": 1}}
     config.write_text(yaml.safe_dump(data))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kube_taskqueue.cli",
-            "enqueue",
-            "--config",
-            str(config),
-            "--name=ledger:post",
-            '{"account": "acme", "id": "cli-1"}',
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    here = os.pathsep.join([str(SUPPORT), str(Path(__file__).parent)])
+    result = cli(
+        "enqueue",
+        "--config",
+        str(config),
+        "--name=ledger:post",
+        '{"account": "acme", "id": "cli-1"}',
+        env={"PYTHONPATH": here},
     )
     assert result.returncode == 0, result.stderr
     [message] = sqs.receive_message(QueueUrl=ledger, MessageSystemAttributeNames=["All"])[

@@ -71,20 +71,13 @@ def config_file(tmp_path: Path, sqs_endpoint: str, prefix: str, queues: Any) -> 
     return path
 
 
-def dlq(*args: str, env: dict[str, str] | None = None, **options: Any) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "kube_taskqueue.cli", "dlq", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(SUPPORT), **(env or {})},
-        stdin=subprocess.DEVNULL,
-        **options,
-    )
+@pytest.fixture
+def dlq(cli: Any) -> Any:
+    """`dlq(*args, env=...)`: `kube-taskqueue dlq ...` as a user runs it."""
+    return lambda *args, env=None: cli("dlq", *args, env=env, timeout=120)
 
 
-def test_peek_shows_dead_letters_and_leaves_everything_in_place(config_file, queues):
+def test_peek_shows_dead_letters_and_leaves_everything_in_place(config_file, queues, dlq):
     fill(queues, ["record:job", "other:job", "record:job"])
     result = dlq("peek", "--config", str(config_file), "work", "--json")
     assert result.returncode == 0, result.stderr
@@ -98,7 +91,7 @@ def test_peek_shows_dead_letters_and_leaves_everything_in_place(config_file, que
     assert queues.counts("work") == (0, 0)  # the source queue is never read
 
 
-def test_stats_counts_and_breaks_down_by_task(config_file, queues):
+def test_stats_counts_and_breaks_down_by_task(config_file, queues, dlq):
     fill(queues, ["record:job", "other:job", "record:job"])
     result = dlq("stats", "--config", str(config_file), "--json")
     assert result.returncode == 0, result.stderr
@@ -116,7 +109,7 @@ def test_stats_counts_and_breaks_down_by_task(config_file, queues):
 
 
 def test_redrive_keeps_every_attribute_and_the_processor_runs_them(
-    config_file, queues, records, start_processor, sqs_endpoint, prefix
+    config_file, queues, records, start_processor, sqs_endpoint, prefix, dlq
 ):
     fill(queues, ["record:job", "other:job", "record:job"])
     sent = {
@@ -156,7 +149,7 @@ def test_redrive_keeps_every_attribute_and_the_processor_runs_them(
     assert queues.counts(DLQ) == (0, 0)
 
 
-def test_without_a_filter_the_path_taken_is_named(config_file, queues):
+def test_without_a_filter_the_path_taken_is_named(config_file, queues, dlq):
     fill(queues, ["record:job"] * 2)
     result = dlq("redrive", "--config", str(config_file), "work")
     assert result.returncode == 0, result.stderr
@@ -166,7 +159,7 @@ def test_without_a_filter_the_path_taken_is_named(config_file, queues):
 
 
 def test_a_redrive_killed_after_sending_is_finished_by_a_rerun_without_duplicates(
-    config_file, queues, tmp_path
+    config_file, queues, tmp_path, dlq
 ):
     bodies = fill(queues, ["record:job"] * 25)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -193,7 +186,7 @@ def test_a_redrive_killed_after_sending_is_finished_by_a_rerun_without_duplicate
     assert not list((tmp_path / "cache" / "taskqueue" / "redrive").glob("*.jsonl"))
 
 
-def test_a_redrive_killed_at_any_moment_loses_nothing(config_file, queues, tmp_path):
+def test_a_redrive_killed_at_any_moment_loses_nothing(config_file, queues, tmp_path, dlq):
     bodies = fill(queues, ["record:job"] * 40)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     process = subprocess.Popen(
@@ -226,7 +219,7 @@ def test_a_redrive_killed_at_any_moment_loses_nothing(config_file, queues, tmp_p
     assert queues.counts(DLQ) == (0, 0)
 
 
-def test_purge_asks_and_deletes_only_what_it_is_told(config_file, queues):
+def test_purge_asks_and_deletes_only_what_it_is_told(config_file, queues, dlq):
     fill(queues, ["record:job", "other:job", "record:job"])
     refused = dlq("purge", "--config", str(config_file), "work", "--task", "record:job")
     assert refused.returncode == 2 and "add --yes" in refused.stderr
@@ -237,7 +230,7 @@ def test_purge_asks_and_deletes_only_what_it_is_told(config_file, queues):
     assert left["MessageAttributes"]["JobName"]["StringValue"] == "other:job"
 
 
-def test_usage_errors_are_one_line(config_file, queues):
+def test_usage_errors_are_one_line(config_file, queues, dlq):
     for args, expected in (
         (("peek", "--config", str(config_file)), "name the queue"),
         (("peek", "--config", str(config_file), "nope"), "has no queue 'nope'"),

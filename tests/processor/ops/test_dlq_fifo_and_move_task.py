@@ -4,16 +4,13 @@ and SQS's own message move task on ElasticMQ, which offers it (moto does not).""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 import yaml
-from harness import REGION, SUPPORT, processor_config
+from harness import REGION, processor_config
 from kube_taskqueue.ops import deadletters
 from kube_taskqueue.ops.deadletters import Selection
 from kube_taskqueue.ops.journal import RedriveJournal
@@ -76,7 +73,7 @@ def elasticmq() -> Iterator[str]:
         yield endpoint
 
 
-def test_without_a_filter_sqs_moves_them_itself_where_it_can(elasticmq, prefix, tmp_path):
+def test_without_a_filter_sqs_moves_them_itself_where_it_can(elasticmq, prefix, tmp_path, cli):
     sqs = boto3.client("sqs", endpoint_url=elasticmq, region_name=REGION)
     url, dlq = _with_dead_letters(sqs, f"{prefix}work", fifo=False)
     _with_dead_letters(sqs, f"{prefix}other", fifo=False)
@@ -91,23 +88,7 @@ def test_without_a_filter_sqs_moves_them_itself_where_it_can(elasticmq, prefix, 
         )
     config = tmp_path / "processor.yaml"
     config.write_text(yaml.safe_dump(processor_config(endpoint=elasticmq, prefix=prefix)))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kube_taskqueue.cli",
-            "dlq",
-            "redrive",
-            "--config",
-            str(config),
-            "work",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(SUPPORT)},
-    )
+    result = cli("dlq", "redrive", "--config", str(config), "work", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "moved 5" in result.stdout and "path: SQS message move task" in result.stdout
     copies = sqs.receive_message(

@@ -4,29 +4,18 @@ cluster (the test control plane), read with the user's kubeconfig."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import kubernetes
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
 
 
-def _dlq(control_plane: Any, *args: str) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "kube_taskqueue.cli", "dlq", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
-    )
-
-
 def test_a_taskqueue_names_its_queues(
-    control_plane, crd, kube_client, namespace, make_manifest, queues
+    control_plane, crd, kube_client, namespace, make_manifest, queues, cli
 ):
+    def dlq(*args: str) -> Any:
+        return cli("dlq", *args, env={"KUBECONFIG": str(control_plane.kubeconfig)}, timeout=120)
+
     work = queues.create("work", max_receive_count=3)
     queues.sqs.send_message(
         QueueUrl=queues.url("work-dlq"),
@@ -35,7 +24,7 @@ def test_a_taskqueue_names_its_queues(
     )
     custom = kubernetes.client.CustomObjectsApi(kube_client)
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, make_manifest())
-    missing = _dlq(control_plane, "stats", "-n", namespace, "app")
+    missing = dlq("stats", "-n", namespace, "app")
     assert missing.returncode == 2 and "reports no queues yet" in missing.stderr
     custom.patch_namespaced_custom_object_status(
         GROUP,
@@ -45,10 +34,10 @@ def test_a_taskqueue_names_its_queues(
         "app",
         {"status": {"queues": [{"name": "work", "url": work, "deadLetterUrl": "x"}]}},
     )
-    result = _dlq(control_plane, "stats", "-n", namespace, "app", "work", "--json")
+    result = dlq("stats", "-n", namespace, "app", "work", "--json")
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)
     assert row["deadLettersByTask"] == {"record:job": 1}
-    absent = _dlq(control_plane, "stats", "-n", namespace, "nope")
+    absent = dlq("stats", "-n", namespace, "nope")
     assert absent.returncode == 2
     assert f"TaskQueue {namespace}/nope does not exist" in absent.stderr
