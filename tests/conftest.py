@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from kube_taskqueue_operator.resource.crd import CRD_PATH
+from kube_taskqueue_operator.resource.crd import CRD_PATH, POLICY_CRD_PATH
 from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
@@ -123,9 +123,14 @@ def namespace(control_plane: ControlPlane, kube_client: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def crd(control_plane):
-    control_plane.kubectl_run("apply", "--server-side", "-f", str(CRD_PATH))
+    for path in (CRD_PATH, POLICY_CRD_PATH):
+        control_plane.kubectl_run("apply", "--server-side", "-f", str(path))
     control_plane.kubectl_run(
-        "wait", "--for=condition=Established", "--timeout=30s", "crd/taskqueues.taskqueue.dev"
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/taskqueues.taskqueue.dev",
+        "crd/taskqueuepolicies.taskqueue.dev",
     )
 
 

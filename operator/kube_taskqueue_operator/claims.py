@@ -18,9 +18,9 @@ own queues), not a parse of every other TaskQueue.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -33,6 +33,7 @@ from kube_taskqueue_operator.resource.identity import (
 )
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION, TaskQueue
 from kube_taskqueue_operator.resource.validation import InvalidDocument
+from kube_taskqueue_operator.watching import ListWatch
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,21 @@ class Claimant:
 class Clash:
     queue: QueueIdentity
     owner: str
+    """namespace/name of the senior claimant."""
+    asking: str
+    """namespace/name of the TaskQueue being checked."""
 
     @property
     def message(self) -> str:
+        """Names the owner only when it is in the asker's namespace: the message goes to
+        whoever applied the resource, who may have no right to see other namespaces."""
+        if _ns(self.owner) == _ns(self.asking):
+            owner = f"TaskQueue {self.owner}"
+        else:
+            owner = "a TaskQueue in another namespace"
         return (
-            f"{self.queue} is also declared by TaskQueue {self.owner}; a physical queue "
-            "belongs to one resource (the first created keeps it)"
+            f"{self.queue} is also declared by {owner}; a physical queue belongs to one "
+            "resource (the first created keeps it)"
         )
 
 
@@ -84,8 +94,18 @@ Resolve = Callable[[Mapping[str, Any]], TaskQueue]
 class ClaimIndex:
     """Queue identity → claimants, kept from watch events; thread-safe."""
 
-    def __init__(self, *, resolve: Resolve, scopes: Iterable[str | None] = (None,)) -> None:
+    def __init__(
+        self,
+        *,
+        resolve: Resolve,
+        scopes: Iterable[str | None] = (None,),
+        permitted: Callable[[Mapping[str, Any]], bool] | None = None,
+    ) -> None:
+        """`permitted(body)`: whether its namespace's policies allow a claimant now. One they
+        refuse (stored while the webhook was down, or refused by a policy tightened later)
+        owns nothing: it cannot squat another team's queue names."""
         self._resolve = resolve
+        self._permitted = permitted or (lambda _: True)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._seen: dict[str, str] = {}
@@ -155,15 +175,20 @@ class ClaimIndex:
         """The queues among `queues` that a claimant senior to (`key`, `rank`) holds."""
         found: list[Clash] = []
         with self._lock:
-            for queue in sorted(queues):
-                owners = [
+            candidates = {
+                queue: [
                     self._claimants[k]
                     for k in self._by_queue.get(queue, ())
                     if k != key and _senior(self._claimants[k].rank, rank)
                 ]
-                if owners:
-                    owner = min(owners, key=lambda c: (c.rank or ("~", "~"), c.key))
-                    found.append(Clash(queue=queue, owner=owner.key))
+                for queue in sorted(queues)
+            }
+        # Outside the lock: the policy check resolves bodies (only those of clashing seniors).
+        for queue, seniors in candidates.items():
+            owners = [c for c in seniors if self._permitted(c.body)]
+            if owners:
+                owner = min(owners, key=lambda c: (c.rank or ("~", "~"), c.key))
+                found.append(Clash(queue=queue, owner=owner.key, asking=key))
         return found
 
     def senior_peers(self, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -246,15 +271,7 @@ def _ns(key: str) -> str:
 
 
 class ClaimWatcher:
-    """Keeps a `ClaimIndex` from a list-then-watch of TaskQueues, one thread per scope.
-
-    Its own thread and API calls: it never waits for kopf's executor (busy with reconciles
-    that may hang on SQS), and it runs on standby replicas too."""
-
-    #: Seconds a watch request stays open before it is renewed (server-side timeout).
-    WATCH_SECONDS = 300
-    #: Seconds between attempts after an error (the API server restarting, say).
-    RETRY_SECONDS = 2.0
+    """Keeps a `ClaimIndex` from a list-then-watch of TaskQueues, one thread per scope."""
 
     def __init__(
         self,
@@ -264,64 +281,36 @@ class ClaimWatcher:
         namespaces: Iterable[str] = (),
         initial_delay: float = 0,
     ) -> None:
-        self._initial_delay = initial_delay
-        self._api = kubernetes.client.CustomObjectsApi(api)
-        self._index = index
-        self._scopes: list[str | None] = list(namespaces) or [None]
-        self._stopped = threading.Event()
+        objects = kubernetes.client.CustomObjectsApi(api)
+        scopes: list[str | None] = [*namespaces] or [None]
+
+        def on_event(kind: str, body: Mapping[str, Any]) -> None:
+            if kind == "DELETED":
+                index.remove(body)
+            else:
+                index.upsert(body)
+
+        self._watches = [
+            ListWatch(
+                name=f"claims {scope or 'cluster'}",
+                list_objects=_lister(objects, scope),
+                on_list=functools.partial(index.replace, scope),
+                on_event=on_event,
+                initial_delay=initial_delay,
+            )
+            for scope in scopes
+        ]
 
     def start(self) -> None:
-        for scope in self._scopes:
-            threading.Thread(
-                target=self._run, args=(scope,), name=f"claims {scope or 'cluster'}", daemon=True
-            ).start()
+        for watch in self._watches:
+            watch.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-
-    def _list(self, scope: str | None, **kwargs: Any) -> Any:
-        if scope is None:
-            return self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
-        return self._api.list_namespaced_custom_object(GROUP, VERSION, scope, PLURAL, **kwargs)
-
-    def _run(self, scope: str | None) -> None:
-        if self._stopped.wait(self._initial_delay):
-            return
-        while not self._stopped.is_set():
-            try:
-                listed = self._list(scope, _request_timeout=60)
-                self._index.replace(scope, listed.get("items", []))
-                self._watch(scope, str(listed["metadata"]["resourceVersion"]))
-            except Exception as error:  # the API server restarting, 410 Gone: list again
-                if self._stopped.is_set():
-                    return
-                log.info("TaskQueue claim watch restarts: %s", _short(error))
-                time.sleep(self.RETRY_SECONDS)
-
-    def _watch(self, scope: str | None, version: str) -> None:
-        while not self._stopped.is_set():
-            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            for event in watch.stream(  # type: ignore[no-untyped-call]
-                self._list,
-                scope,
-                resource_version=version,
-                timeout_seconds=self.WATCH_SECONDS,
-                allow_watch_bookmarks=True,
-                _request_timeout=self.WATCH_SECONDS + 30,
-            ):
-                kind, body = event["type"], event["object"]
-                if kind == "ERROR":
-                    raise RuntimeError(f"watch error: {body.get('message', body)}")
-                if kind == "DELETED":
-                    self._index.remove(body)
-                elif kind in ("ADDED", "MODIFIED"):
-                    self._index.upsert(body)
-                version = watch.resource_version or version
-                if self._stopped.is_set():
-                    return
+        for watch in self._watches:
+            watch.stop()
 
 
-def _short(error: Exception) -> str:
-    if isinstance(error, kubernetes.client.ApiException):
-        return f"{error.status} {error.reason}"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+def _lister(api: kubernetes.client.CustomObjectsApi, scope: str | None) -> Callable[..., Any]:
+    if scope is None:
+        return functools.partial(api.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+    return functools.partial(api.list_namespaced_custom_object, GROUP, VERSION, scope, PLURAL)

@@ -11,11 +11,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pydantic
+import yaml
+
 from kube_taskqueue_operator.resource import yamlio
-from kube_taskqueue_operator.resource.crd import CHART_CRD_PATH, CRD_PATH, render_crd
+from kube_taskqueue_operator.resource.crd import generated_files, render_crd, render_policy_crd
 from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
 from kube_taskqueue_operator.resource.manifests import ManifestError, load_taskqueues
 from kube_taskqueue_operator.resource.models import TaskQueue
+from kube_taskqueue_operator.resource.policy import (
+    InvalidPolicy,
+    PolicyRules,
+    Tenancy,
+    parse_rules,
+    tenancy_from_documents,
+)
 from kube_taskqueue_operator.resource.render import render_queue_plan, render_text
 from kube_taskqueue_operator.resource.validation import InvalidDocument, parse, validate_all
 
@@ -76,7 +86,9 @@ def main(argv: Sequence[str]) -> int:
     _add_defaults(render_cmd)
     render_cmd.set_defaults(handler=_render)
 
-    crd = commands.add_parser("crd", help="print the CRD generated from the models")
+    crd = commands.add_parser(
+        "crd", help="print the CRDs (TaskQueue, TaskQueuePolicy) generated from the models"
+    )
     mode = crd.add_mutually_exclusive_group()
     mode.add_argument(
         "--write",
@@ -95,6 +107,7 @@ def main(argv: Sequence[str]) -> int:
     )
     operator.add_argument("operator_args", nargs=argparse.REMAINDER)
     operator.set_defaults(handler=_operator)
+
 
     options = parser.parse_args(list(argv))
     try:
@@ -122,6 +135,23 @@ def _add_defaults(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--default-queue-prefix", default="", help="queue prefix of resources that set none"
     )
+    tenancy = parser.add_argument_group(
+        "tenancy (the checks of the operator's TaskQueuePolicies; off unless one is given)"
+    )
+    tenancy.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="TaskQueuePolicy manifests, with Namespace manifests for the labels their "
+        "namespaceSelector matches (repeatable; a file, a directory or -)",
+    )
+    tenancy.add_argument(
+        "--default-policy",
+        metavar="FILE",
+        help="the operator's default policy for namespaces no TaskQueuePolicy selects (a YAML "
+        "or JSON object: the chart's tenancy.defaultPolicy); implies the policy checks",
+    )
 
 
 def _defaults(options: argparse.Namespace) -> SqsDefaults:
@@ -141,8 +171,41 @@ class _Loaded:
     """Helm charts and templates left out (each with a note on stderr)."""
 
 
-def _load(paths: Sequence[str], namespace: str, defaults: SqsDefaults) -> _Loaded:
-    """Parse and validate every TaskQueue under the paths; notes go to stderr."""
+def _tenancy(options: argparse.Namespace) -> Tenancy | None:
+    """The policies given with --policy/--default-policy; None when neither is."""
+    if not options.policy and not options.default_policy:
+        return None
+    default = PolicyRules()
+    if options.default_policy:
+        path = Path(options.default_policy)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise ManifestError(f"{path}: cannot read the default policy: {error}") from None
+        try:
+            default = parse_rules(loaded or {})
+        except pydantic.ValidationError as error:
+            raise ManifestError(
+                f"{path}: not a default policy: "
+                + "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
+                    for e in error.errors()
+                )
+            ) from None
+    documents = load_taskqueues(options.policy, stdin=sys.stdin.buffer).tenancy
+    try:
+        return tenancy_from_documents(
+            (d.body for d in documents), default=default, default_endpoint=options.default_endpoint
+        )
+    except InvalidPolicy as error:
+        raise ManifestError(str(error)) from None
+
+
+def _load(
+    paths: Sequence[str], namespace: str, defaults: SqsDefaults, tenancy: Tenancy | None = None
+) -> _Loaded:
+    """Parse and validate every TaskQueue under the paths (and, given `tenancy`, check it
+    against its namespace's policies); notes go to stderr."""
     manifests = load_taskqueues(paths, stdin=sys.stdin.buffer)
     for note in manifests.notes:
         _note(note)
@@ -159,11 +222,17 @@ def _load(paths: Sequence[str], namespace: str, defaults: SqsDefaults) -> _Loade
         sources[resource.key] = document.source
     for problem in validate_all(resources):
         problems.append(f"{sources[problem.resource]}: {problem}")
+    if tenancy is not None:
+        for resource in resources:
+            problems.extend(
+                f"{sources[resource.key]}: {resource.key}: {message}"
+                for message in tenancy.problems(resource)
+            )
     return _Loaded(resources=resources, problems=problems, skipped=len(manifests.notes))
 
 
 def _validate(options: argparse.Namespace) -> int:
-    loaded = _load(options.paths, options.namespace, _defaults(options))
+    loaded = _load(options.paths, options.namespace, _defaults(options), _tenancy(options))
     for line in loaded.problems:
         print(line, file=sys.stderr)
     if loaded.problems:
@@ -177,7 +246,7 @@ def _validate(options: argparse.Namespace) -> int:
 
 
 def _render(options: argparse.Namespace) -> int:
-    loaded = _load(options.filename, options.namespace, _defaults(options))
+    loaded = _load(options.filename, options.namespace, _defaults(options), _tenancy(options))
     if loaded.problems:
         for line in loaded.problems:
             print(line, file=sys.stderr)
@@ -193,11 +262,11 @@ def _render(options: argparse.Namespace) -> int:
 
 
 def _crd(options: argparse.Namespace) -> int:
-    text = render_crd()
     if not (options.write or options.check):
-        sys.stdout.write(text)
+        sys.stdout.write(render_crd() + "---\n" + render_policy_crd())
         return 0
-    missing = [path.parent for path in (CRD_PATH, CHART_CRD_PATH) if not path.parent.is_dir()]
+    files = generated_files()
+    missing = [path.parent for path in files if not path.parent.is_dir()]
     if missing:
         # Installed from a wheel there is no checkout to write into.
         _error(
@@ -207,11 +276,11 @@ def _crd(options: argparse.Namespace) -> int:
         )
         return USAGE
     if options.write:
-        for path in (CRD_PATH, CHART_CRD_PATH):
+        for path, text in files.items():
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
         return 0
-    stale = [path for path in (CRD_PATH, CHART_CRD_PATH) if not _same(path, text)]
+    stale = [path for path, text in files.items() if not _same(path, text)]
     for path in stale:
         print(f"{path} is out of date: run `kube-taskqueue crd --write`", file=sys.stderr)
     return INVALID if stale else 0

@@ -92,7 +92,7 @@ def register(
         # kopf starts its webhook server (and, when managed, registers it) and its watches
         # only after the start-up handlers: so this replica admits and reconciles only
         # with every TaskQueue's claims known. `/readyz` says the same meanwhile.
-        while not claims.complete:
+        while not (claims.complete and reconciler.policies.complete):
             await asyncio.sleep(0.1)
         if started is not None:
             started.set()
@@ -224,12 +224,18 @@ def admission_problems(
             "the operator is still loading the TaskQueues of the cluster, so it cannot yet "
             "tell whether this one claims another's SQS queue; retry in a few seconds"
         ]
+    if not reconciler.policies.complete:
+        return [
+            "the operator is still loading the TaskQueuePolicies of the cluster; retry in a "
+            "few seconds"
+        ]
     document = {"metadata": dict(metadata), "spec": dict(body.get("spec", {}))}
     try:
         resource = reconciler.resolve(document)
     except InvalidDocument as error:
         return [p.message for p in error.problems]
     problems = [p.message for p in validate_against(resource, [])]
+    problems += reconciler.policies.tenancy().problems(resource)
     key = f"{metadata.get('namespace') or 'default'}/{metadata.get('name')}"
     own_rank = rank(metadata) if operation == "UPDATE" else None
     problems += [c.message for c in claims.clashes(identities(resource), key=key, rank=own_rank)]

@@ -25,6 +25,7 @@ from kube_taskqueue_operator.claims import ClaimIndex, ClaimWatcher
 from kube_taskqueue_operator.failpoints import Failpoints
 from kube_taskqueue_operator.handlers import register
 from kube_taskqueue_operator.metrics import OperatorMetrics
+from kube_taskqueue_operator.policies import PolicyIndex, PolicyWatcher
 from kube_taskqueue_operator.reconcile import Reconciler, SqsClients
 from kube_taskqueue_operator.settings import OperatorSettings, describe, from_environment
 from kube_taskqueue_operator.webhookcerts import CertificateError
@@ -193,13 +194,22 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
     except CertificateError as error:
         log.error("cannot serve the admission webhook: %s", error)
         return 1
+    policies = PolicyIndex(
+        default=settings.default_policy, default_endpoint=settings.default_endpoint
+    )
+    policy_watcher = PolicyWatcher(api, policies)
     reconciler = Reconciler(
         workloads=workloads,
         clients=SqsClients(call_timeout=settings.sqs_call_timeout),
         defaults=settings.sqs_defaults,
         failpoints=Failpoints(settings.failpoint),
+        policies=policies,
     )
-    claims = ClaimIndex(resolve=reconciler.resolve, scopes=settings.namespaces or [None])
+    claims = ClaimIndex(
+        resolve=reconciler.resolve,
+        scopes=settings.namespaces or [None],
+        permitted=reconciler.permitted,
+    )
     watcher = ClaimWatcher(
         api, claims, namespaces=settings.namespaces, initial_delay=settings.claims_initial_delay
     )
@@ -225,18 +235,20 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         },
     )
     watcher.start()
+    policy_watcher.start()
+    probes = Probes(claims=claims, policies=policies, started=started)
     try:
-        asyncio.run(
-            _operate(settings, registry, tls, Probes(claims=claims, started=started), metrics)
-        )
+        asyncio.run(_operate(settings, registry, tls, probes, metrics))
     finally:
         watcher.stop()
+        policy_watcher.stop()
     return 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Probes:
     claims: ClaimIndex
+    policies: PolicyIndex
     started: threading.Event
     """Set when kopf's start-up handler is done: it then serves the webhook and watches."""
     webhook: tuple[str, int] | None = None
@@ -246,8 +258,9 @@ class Probes:
         return self.started.is_set()
 
     async def ready(self) -> bool:
-        """Admits correctly: the claim index is complete and the webhook answers."""
-        if not (self.claims.complete and self.started.is_set()):
+        """Admits correctly: the claim and policy indexes are complete and the webhook
+        answers."""
+        if not (self.claims.complete and self.policies.complete and self.started.is_set()):
             return False
         if self.webhook is None:
             return True
@@ -275,7 +288,7 @@ async def _serve_probes(
     async def readyz(_: aiohttp.web.Request) -> aiohttp.web.Response:
         if await probes.ready():
             return aiohttp.web.Response(text="ready\n")
-        return aiohttp.web.Response(status=503, text="loading the TaskQueue claim index\n")
+        return aiohttp.web.Response(status=503, text="loading the claim and policy indexes\n")
 
     async def scrape(_: aiohttp.web.Request) -> aiohttp.web.Response:
         return aiohttp.web.Response(

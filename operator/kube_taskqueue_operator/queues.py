@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -99,13 +100,28 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+#: Most characters of a remote error message copied into status and events.
+REMOTE_TEXT_LIMIT = 160
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def remote_text(text: object, *, limit: int = REMOTE_TEXT_LIMIT) -> str:
+    """A bounded, printable summary of text a remote server chose: the status and events of a
+    TaskQueue are read by its tenant, so what an endpoint answers must not reach them verbatim
+    (control characters, megabytes, or anything it reflects)."""
+    printable = "".join(c if c.isprintable() and c.isascii() else " " for c in str(text))
+    collapsed = " ".join(printable.split())
+    return collapsed if len(collapsed) <= limit else collapsed[: limit - 1] + "…"
+
+
 def classify(error: Exception, *, queue: str) -> QueueError:
-    """Turn an SQS/botocore error into a temporary or permanent QueueError."""
+    """Turn an SQS/botocore error into a temporary or permanent QueueError, whose message
+    carries only a sanitised summary of what the server said."""
     if isinstance(error, QueueError):
         return error
     if isinstance(error, botocore.exceptions.ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
-        text = str(error.response.get("Error", {}).get("Message", ""))
+        text = remote_text(error.response.get("Error", {}).get("Message", ""))
         if code in _DELETED_RECENTLY:
             return QueueError(
                 f"queue {queue!r} was deleted less than a minute ago; SQS forbids reusing its "
@@ -114,14 +130,15 @@ def classify(error: Exception, *, queue: str) -> QueueError:
                 temporary=True,
                 delay=DELETED_NAME_WAIT_SECONDS,
             )
+        code = code if _ERROR_CODE.fullmatch(code) else ""
         return QueueError(
-            f"SQS refused an operation on queue {queue!r}: {code}: {text}",
+            f"SQS refused an operation on queue {queue!r}: {code or 'unrecognised error'}: {text}",
             reason=code or "SQSError",
             temporary=is_transient(error),
         )
     if is_transient(error) or isinstance(error, botocore.exceptions.BotoCoreError):
         return QueueError(
-            f"SQS is unreachable for queue {queue!r}: {error}",
+            f"SQS is unreachable for queue {queue!r}: {remote_text(error)}",
             reason="SQSUnavailable",
             temporary=True,
             delay=10,

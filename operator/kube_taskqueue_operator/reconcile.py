@@ -16,6 +16,7 @@ from typing import Any
 from kube_taskqueue_operator import conditions, failpoints
 from kube_taskqueue_operator.failpoints import Failpoints
 from kube_taskqueue_operator.handover import Handover, handovers
+from kube_taskqueue_operator.policies import PolicyIndex
 from kube_taskqueue_operator.queues import (
     QueueError,
     QueueManager,
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Reason of the conditions the status timer sets when a queue was deleted out of band.
 QUEUE_MISSING = "QueueMissing"
+#: Reason of the conditions of a TaskQueue its namespace's policy refuses.
+POLICY_DENIED = "PolicyDenied"
 #: Annotation that lets a TaskQueue with deletionPolicy Delete go although its queues could
 #: not be deleted (they are left behind, named in an event).
 ABANDON_QUEUES_ANNOTATION = "taskqueue.dev/abandon-queues"
@@ -67,10 +70,13 @@ class Reconciler:
         defaults: SqsDefaults,
         failpoints: Failpoints | None = None,
         delete_attempts: int = DELETE_ATTEMPTS,
+        policies: PolicyIndex | None = None,
     ) -> None:
         self._workloads = workloads
         self._clients = clients
         self._defaults = defaults
+        self.policies = policies or PolicyIndex(default_endpoint=defaults.endpoint, loaded=True)
+        """The cluster's TaskQueuePolicies (the built-in default policy when none is given)."""
         self.failpoints = failpoints or Failpoints()
         self._delete_attempts = delete_attempts
         self._failed_deletes: dict[str, int] = {}
@@ -81,6 +87,15 @@ class Reconciler:
     def resolve(self, body: Mapping[str, Any]) -> TaskQueue:
         """Parse a TaskQueue body and fill in the operator's defaults."""
         return with_defaults(parse(body), self._defaults)
+
+    def permitted(self, body: Mapping[str, Any]) -> bool:
+        """Whether the policies of the body's namespace allow it now (an unparseable body is
+        not refused here: it claims nothing anyway)."""
+        try:
+            resource = self.resolve(body)
+        except InvalidDocument:
+            return True
+        return not self.policies.tenancy().problems(resource)
 
     def reconcile(
         self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]], emit: Emit
@@ -139,6 +154,22 @@ class Reconciler:
                                 generation=generation,
                             ),
                         ],
+                    ),
+                },
+            )
+
+        denied = self.policies.tenancy().problems(resource)
+        if denied:
+            # Nothing is created, changed or deleted: a policy tightened under an existing
+            # TaskQueue leaves its queues and pods as they are until it is fixed.
+            message = "; ".join(denied)
+            emit("Warning", POLICY_DENIED, message)
+            return Outcome(
+                invalid=True,
+                status={
+                    "observedGeneration": generation,
+                    "conditions": conditions.merge(
+                        current, _denied(message, generation=generation)
                     ),
                 },
             )
@@ -275,13 +306,21 @@ class Reconciler:
         last figures (the reconcile reports it)."""
         resource = self.resolve(body)
         status = body.get("status", {})
+        current = status.get("conditions", [])
+        generation = status.get("observedGeneration")
+        denied = self.policies.tenancy().problems(resource)
+        if denied:
+            # No SQS call: the endpoint or credentials may be what the policy now refuses.
+            return {
+                "conditions": conditions.merge(
+                    current, _denied("; ".join(denied), generation=generation)
+                )
+            }
         queues, missing = self._depths(resource, status.get("queues", []))
         result: dict[str, Any] = {
             "queues": queues,
             "processors": self._workloads.processor_replicas(resource),
         }
-        current = status.get("conditions", [])
-        generation = status.get("observedGeneration")
         if missing:
             message = (
                 f"{'; '.join(missing)}: deleted outside the operator; the next drift check "
@@ -346,6 +385,17 @@ class Reconciler:
         plan = queue_plan(resource)
         names = ", ".join(n for d in plan for n in _physical(d))
         uid = resource.metadata.uid or resource.key
+        denied = self.policies.tenancy().problems(resource)
+        if denied:
+            # Neither released nor deleted: the namespace's policy refuses this TaskQueue, so
+            # the operator makes no SQS call for it (the queues may not even be its own).
+            emit(
+                "Warning",
+                POLICY_DENIED,
+                f"queues left in place, neither released nor deleted: {names}; "
+                + "; ".join(denied),
+            )
+            return
         annotations = body.get("metadata", {}).get("annotations") or {}
         if policy == "Delete" and str(annotations.get(ABANDON_QUEUES_ANNOTATION)).lower() == "true":
             emit(
@@ -423,8 +473,18 @@ class Reconciler:
     # -- internals -------------------------------------------------------------------------
 
     def _manager(self, resource: TaskQueue) -> QueueManager:
-        """The queue manager of the resource; WorkloadError when its Secret is unreadable."""
+        """The queue manager of the resource; WorkloadError when its Secret is unreadable.
+
+        The last guard before any SQS request: no client is made for an endpoint the
+        namespace's policy does not allow, whatever the caller checked."""
         sqs = resource.spec.sqs
+        if not self.policies.tenancy().allows_endpoint(resource):
+            raise QueueError(
+                f"the SQS endpoint {sqs.endpoint or 'AWS'!r} is not allowed by the policy of "
+                f"namespace {resource.namespace!r}; no request was sent",
+                reason=POLICY_DENIED,
+                temporary=False,
+            )
         credentials: Mapping[str, str] = {}
         if sqs.credentials_secret:
             credentials = self._workloads.read_secret(resource.namespace, sqs.credentials_secret)
@@ -479,6 +539,19 @@ def _failed(reason: str, message: str, *, generation: int | None) -> list[dict[s
         conditions.condition(conditions.INVALID, False, reason="Valid", generation=generation),
         conditions.condition(
             conditions.DEGRADED, True, reason=reason, message=message, generation=generation
+        ),
+    ]
+
+
+def _denied(message: str, *, generation: int | None) -> list[dict[str, Any]]:
+    """Conditions of a TaskQueue its namespace's policy refuses: not Ready, and refused as an
+    invalid one is, for a reason of its own (the platform's policy, not the spec's shape)."""
+    return [
+        conditions.condition(
+            conditions.READY, False, reason=POLICY_DENIED, message=message, generation=generation
+        ),
+        conditions.condition(
+            conditions.INVALID, True, reason=POLICY_DENIED, message=message, generation=generation
         ),
     ]
 

@@ -6,6 +6,7 @@ them from its values.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Annotated
@@ -15,6 +16,7 @@ from pydantic import ConfigDict, Field
 
 from kube_taskqueue_operator import failpoints
 from kube_taskqueue_operator.resource.defaults import SqsDefaults
+from kube_taskqueue_operator.resource.policy import PolicyRules
 
 
 class OperatorSettings(pydantic.BaseModel):
@@ -29,6 +31,10 @@ class OperatorSettings(pydantic.BaseModel):
     """SQS endpoint of TaskQueues that set none (an SQS-compatible service)."""
     default_queue_prefix: str = ""
     """Queue-name prefix of TaskQueues that set none (per environment)."""
+    default_policy: PolicyRules = PolicyRules()
+    """What the TaskQueues of a namespace no TaskQueuePolicy selects may do (a JSON object
+    with the fields of a TaskQueuePolicy's spec, e.g. the chart's `tenancy.defaultPolicy`);
+    unset: the built-in default (resource/policy.py)."""
 
     drift_interval: Annotated[float, Field(gt=0)] = 180
     """Seconds between full re-checks of queues and workloads (repairs out-of-band changes).
@@ -162,6 +168,11 @@ def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettin
             continue
         if field.annotation == list[str]:
             data[name] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif field.annotation is PolicyRules:
+            try:
+                data[name] = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                data[name] = raw  # pydantic then says, naming the variable: not an object
         else:
             data[name] = raw
     return OperatorSettings.model_validate(data)

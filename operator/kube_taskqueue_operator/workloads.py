@@ -75,6 +75,18 @@ def _refused(what: str, *, reason: str = "ApplyFailed") -> Iterator[None]:
     except kubernetes.client.ApiException as error:
         if error.status == 404:
             raise  # the callers know what a missing object means
+        if error.status == 403:
+            # Least privilege: the chart grants the workload verbs only in tenant namespaces.
+            # Retried, so the TaskQueue recovers once the namespace is bound.
+            raise WorkloadError(
+                f"the operator may not write {what}: its namespace is not one of the "
+                "operator's tenant namespaces (the chart's tenancy.namespaces or a "
+                "TaskQueuePolicy's spec.namespaces, or a RoleBinding to its tenant role); "
+                f"{_refusal(error)}",
+                reason="NamespaceNotPermitted",
+                temporary=True,
+                delay=60,
+            ) from None
         raise WorkloadError(
             f"the API server refused {what}: {_refusal(error)}",
             reason=reason,
@@ -421,9 +433,15 @@ class Workloads:
             secret = kubernetes.client.CoreV1Api(self._api).read_namespaced_secret(name, namespace)
         except kubernetes.client.ApiException as error:
             missing = error.status == 404
+            forbidden = (
+                " (the operator reads only the Secrets named in its policies' "
+                "credentialsSecrets, in its tenant namespaces)"
+                if error.status == 403
+                else ""
+            )
             raise WorkloadError(
                 f"the Secret {name!r} named by spec.sqs.credentialsSecret "
-                + ("does not exist" if missing else f"cannot be read: {_refusal(error)}")
+                + ("does not exist" if missing else f"cannot be read: {_refusal(error)}{forbidden}")
                 + f" in namespace {namespace}; it needs AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY",
                 reason="CredentialsSecretMissing" if missing else "CredentialsSecretUnreadable",

@@ -9,13 +9,12 @@ import socket
 import ssl
 import subprocess
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 import yaml
 from harness import wait_for
-from kube_taskqueue_operator import permissions
-from kube_taskqueue_operator.resource.crd import build_crd
+from kube_taskqueue_operator.resource.crd import build_crd, build_policy_crd
 from kube_taskqueue_operator.settings import from_environment
 from operator_harness import OperatorProcess, condition, create_credentials_secret, get
 
@@ -115,12 +114,17 @@ def test_values_of_the_wrong_type_or_unknown_keys_are_rejected(control_plane, tm
     assert "additional properties 'regoin' not allowed" in typo.stderr
 
 
-def test_the_crd_is_the_generated_one_and_is_kept_on_uninstall(control_plane):
-    [crd] = [o for o in template(control_plane) if o["kind"] == "CustomResourceDefinition"]
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
-    generated = build_crd()
-    assert crd["spec"] == generated["spec"]
-    assert crd["metadata"]["name"] == generated["metadata"]["name"]
+def test_the_crds_are_the_generated_ones_and_are_kept_on_uninstall(control_plane):
+    crds = {
+        o["metadata"]["name"]: o
+        for o in template(control_plane)
+        if o["kind"] == "CustomResourceDefinition"
+    }
+    for generated in (build_crd(), build_policy_crd()):
+        crd = crds.pop(generated["metadata"]["name"])
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert crd["spec"] == generated["spec"]
+    assert not crds
     assert not [
         o
         for o in template(control_plane, "--set", "crds.enabled=false")
@@ -136,93 +140,6 @@ def test_helpers_are_prefixed_and_selectors_carry_no_version(control_plane):
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert "helm.sh/chart" not in selector and "app.kubernetes.io/version" not in selector
     assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "0.1.0"
-
-
-class Grant(NamedTuple):
-    kind: str
-    namespace: str | None
-    group: str
-    resource: str
-    verb: str
-    names: tuple[str, ...]
-
-
-def rules(objects: list[dict[str, Any]]) -> list[Grant]:
-    """Every (verb, resource) of every rule of every (Cluster)Role."""
-    return [
-        Grant(
-            obj["kind"],
-            obj["metadata"].get("namespace"),
-            group,
-            resource,
-            verb,
-            tuple(rule.get("resourceNames", ())),
-        )
-        for obj in objects
-        if obj["kind"] in {"Role", "ClusterRole"}
-        for rule in obj["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    ]
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        [],
-        ["--set", "peering.enabled=true"],
-        ["--set", "watchNamespaces={team-a,team-b}"],
-        ["--set", "webhook.certManager.enabled=true"],
-    ],
-)
-def test_rbac_grants_only_what_the_operator_uses(control_plane, extra):
-    granted = rules(template(control_plane, *extra))
-    assert granted
-    for grant in granted:
-        assert permissions.allowed(
-            grant.group, grant.resource, grant.verb, named=bool(grant.names)
-        ), grant
-        assert "*" not in (grant.group, grant.resource, grant.verb)
-    # Secrets: `get` in watched namespaces; beyond that only the webhook certificate's one
-    # Secret in the operator's own namespace.
-    assert {g.verb for g in granted if g.resource == "secrets" and not g.names} == {"get"}
-    named_secrets = {
-        (g.namespace, g.names, g.verb) for g in granted if g.resource == "secrets" and g.names
-    }
-    issues_certificate = "webhook.certManager.enabled=true" not in extra
-    assert named_secrets == (
-        {(("ops", ("t-kube-taskqueue-operator-webhook-tls",), v)) for v in ("get", "update")}
-        if issues_certificate
-        else set()
-    )
-    # And everything the operator uses is granted.
-    used = [
-        *permissions.NAMESPACED,
-        *(permissions.WEBHOOK_CERTIFICATE if issues_certificate else ()),
-    ]
-    expected = {(p.group, r, v) for p in used for r in p.resources for v in p.verbs}
-    assert expected <= {(g.group, g.resource, g.verb) for g in granted}
-
-
-def test_watching_namespaces_uses_roles_not_a_cluster_role(control_plane):
-    objects = template(control_plane, "--set", "watchNamespaces={team-a,team-b}")
-    roles = [
-        o
-        for o in objects
-        if o["kind"] == "Role" and not o["metadata"]["name"].endswith("-webhook-certificate")
-    ]
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    cluster_resources = {
-        g.resource for g in rules(objects) if g.kind == "ClusterRole" and not g.names
-    }
-    assert cluster_resources == {"customresourcedefinitions", "namespaces"}
-    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    env = {
-        e["name"]: e.get("value")
-        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert env["TASKQUEUE_NAMESPACES"] == "team-a,team-b"
 
 
 def test_environment_values_reach_the_operator(control_plane):
@@ -309,17 +226,17 @@ def adopt_existing_crd(plane, *, release: str, namespace: str) -> None:
     """A CRD applied earlier in the session (by kubectl, as the operator tests do) is handed
     to the release the way Helm documents for existing objects, so test order does not
     matter."""
-    crd = "crd/taskqueues.taskqueue.dev"
-    if plane.kubectl_run("get", crd, check=False).returncode != 0:
-        return
-    plane.kubectl_run("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
-    plane.kubectl_run(
-        "annotate",
-        crd,
-        f"meta.helm.sh/release-name={release}",
-        f"meta.helm.sh/release-namespace={namespace}",
-        "--overwrite",
-    )
+    for crd in ("crd/taskqueues.taskqueue.dev", "crd/taskqueuepolicies.taskqueue.dev"):
+        if plane.kubectl_run("get", crd, check=False).returncode != 0:
+            continue
+        plane.kubectl_run("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+        plane.kubectl_run(
+            "annotate",
+            crd,
+            f"meta.helm.sh/release-name={release}",
+            f"meta.helm.sh/release-namespace={namespace}",
+            "--overwrite",
+        )
 
 
 def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, prefix, queues):
@@ -339,6 +256,17 @@ def test_install_run_upgrade_uninstall(control_plane, tmp_path, sqs_endpoint, pr
         f"sqs.queuePrefix={prefix}",
         "--set",
         "webhook.failurePolicy=Ignore",  # no pods run in the test cluster
+        # The app's namespace is a tenant's (watched); its policy allows the test's queue
+        # names, SQS server and credentials Secret (the RBAC grants `get` on that name only).
+        "--set-json",
+        "tenancy.defaultPolicy="
+        + json.dumps(
+            {
+                "queuePrefixes": [prefix],
+                "endpoints": [sqs_endpoint],
+                "credentialsSecrets": ["sqs"],
+            }
+        ),
     ]
     adopt_existing_crd(control_plane, release="tq", namespace=release_ns)
     result = helm(

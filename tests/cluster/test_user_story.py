@@ -26,6 +26,8 @@ pytestmark = pytest.mark.timeout(1800)
 RELEASE = "taskqueue"
 OPERATOR_NAMESPACE = "taskqueue-system"
 APP_NAMESPACE = "shop"
+#: The chart values of this cluster's operator: the tenancy the story's app needs.
+OPERATOR_VALUES = REPO / "hack" / "cluster" / "operator-values.yaml"
 TASKQUEUE = "shop"
 PREFIX = "e2e-"
 APP = "taskqueue_example.tasks:provider"
@@ -214,8 +216,11 @@ def queue_counts(sqs: Any, name: str) -> tuple[int, int]:
 
 def test_helm_install_runs_the_operator_as_the_charts_service_account(cluster: Cluster) -> None:
     repository, _, tag = cluster.images.operator.rpartition(":")
+    # The app's namespace exists first: the chart binds the operator's tenant role in it.
+    cluster.kubectl("create", "namespace", APP_NAMESPACE)
     cluster.helm(
         "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+        "-f", str(OPERATOR_VALUES),
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", f"sqs.region={REGION}", "--wait", "--timeout=240s",
         timeout=300,
@@ -241,7 +246,6 @@ def test_helm_install_runs_the_operator_as_the_charts_service_account(cluster: C
 def test_the_webhook_in_the_cluster_rejects_what_only_it_can_tell(
     cluster: Cluster, results_url: str
 ) -> None:
-    cluster.kubectl("create", "namespace", APP_NAMESPACE)
     document = taskqueue(cluster, results_url)
     # A queue split across two processors: the schema cannot tell, the webhook does.
     document["spec"]["processors"][1]["tasks"].append("echo:job")
@@ -489,7 +493,7 @@ def test_production_values_run_two_peered_replicas(cluster: Cluster, results_url
     repository, _, tag = cluster.images.operator.rpartition(":")
     cluster.helm(
         "upgrade", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE,
-        "-f", str(CHART / "values-prod.yaml"),
+        "-f", str(CHART / "values-prod.yaml"), "-f", str(OPERATOR_VALUES),
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", "webhook.certManager.enabled=false", "--set", "metrics.podMonitor.enabled=false",
         "--wait", "--timeout=240s",

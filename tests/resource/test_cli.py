@@ -147,7 +147,7 @@ def test_a_misspelt_kind_of_our_group_is_a_problem_not_silence(manifest):
     result = taskqueue("validate", "-", stdin=yaml.safe_dump(manifest))
     assert result.returncode == 1
     assert (
-        "<stdin>: taskqueue.dev/v1alpha1 has no kind 'Taskqueue' (its only kind is TaskQueue)"
+        "<stdin>: taskqueue.dev/v1alpha1 has no kind 'Taskqueue' (its kinds are TaskQueue and TaskQueuePolicy)"
         in result.stderr
     )
 

@@ -232,7 +232,7 @@ def test_a_document_of_our_group_that_is_no_taskqueue(tmp_path):
     result = run("validate", str(path))
     assert result.returncode == INVALID
     assert result.stderr.splitlines() == [
-        f"{path}: taskqueue.dev/v1alpha1 has no kind 'Queue' (its only kind is TaskQueue); the "
+        f"{path}: taskqueue.dev/v1alpha1 has no kind 'Queue' (its kinds are TaskQueue and TaskQueuePolicy); the "
         "API server would refuse it",
         "1 problem(s) found",
     ]

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube_taskqueue_operator.resource.crd import CHART_CRD_PATH, CRD_PATH, build_crd, render_crd
+from kube_taskqueue_operator.resource.crd import (
+    CHART_CRD_PATH,
+    CRD_PATH,
+    build_crd,
+    build_policy_crd,
+    generated_files,
+    render_crd,
+)
 
 
 def test_checked_in_crds_match_the_models():
     assert CRD_PATH.read_text() == render_crd(), "run `kube-taskqueue crd --write`"
     assert CHART_CRD_PATH.read_text() == render_crd(), "run `kube-taskqueue crd --write`"
+    for path, text in generated_files().items():
+        assert path.read_text() == text, f"{path}: run `kube-taskqueue crd --write`"
+
+
+def test_policies_are_cluster_scoped_so_tenants_cannot_write_them():
+    crd = build_policy_crd()
+    assert crd["spec"]["scope"] == "Cluster"
+    assert crd["spec"]["names"]["kind"] == "TaskQueuePolicy"
 
 
 def walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:

@@ -17,6 +17,17 @@ from controlplane import ControlPlane
 from harness import free_port, wait_for
 
 WEBHOOK_CONFIGURATION = "taskqueue.dev"
+#: The default policy of the tests' operators: the tests name their own prefixes (`t<hex>-`),
+#: moto's loopback endpoint, adoption and Secrets; the tenancy tests set their own policy.
+PERMISSIVE_POLICY = {
+    "queuePrefixes": ["*"],
+    "endpoints": ["*"],
+    "allowAdoption": True,
+    "allowDeletion": True,
+    "credentialsSecrets": ["sqs", "sqs-credentials", "sqs-keys", "nowhere"],
+    "images": ["*"],
+    "serviceAccounts": ["*"],
+}
 
 
 class OperatorProcess:
@@ -43,6 +54,7 @@ class OperatorProcess:
             "TASKQUEUE_DRIFT_INTERVAL": "3",
             "TASKQUEUE_STATUS_INTERVAL": "2",
             "TASKQUEUE_SQS_CALL_TIMEOUT": "3",
+            "TASKQUEUE_DEFAULT_POLICY": json.dumps(PERMISSIVE_POLICY),
         }
         env.update({f"TASKQUEUE_{k.upper()}": str(v) for k, v in settings.items()})
         self.log_path = directory / f"operator-{self.health_port}.log"

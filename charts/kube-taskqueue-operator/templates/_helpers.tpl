@@ -65,15 +65,40 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s-webhook-tls" (include "kube-taskqueue-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The namespaced permissions the operator uses (kept equal to
-     operator/kube_taskqueue_operator/permissions.py by a test). */}}
-{{- define "kube-taskqueue-operator.namespacedRules" -}}
+{{/* The permissions the operator uses, by where they are granted (kept equal to
+     operator/kube_taskqueue_operator/permissions.py by tests/chart/test_rbac.py). */}}
+
+{{/* Scope.CLUSTER: cluster-scoped resources. */}}
+{{- define "kube-taskqueue-operator.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["taskqueue.dev"]
+  resources: ["taskqueuepolicies"]
+  verbs: ["get", "list", "watch"]
+{{- if .Values.peering.enabled }}
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings", "clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch", "create"]
+{{- end }}
+{{- end -}}
+
+{{/* Scope.WATCHED: the TaskQueue API, where TaskQueues are watched. */}}
+{{- define "kube-taskqueue-operator.taskqueueRules" -}}
 - apiGroups: ["taskqueue.dev"]
   resources: ["taskqueues"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["taskqueue.dev"]
   resources: ["taskqueues/status"]
   verbs: ["get", "patch"]
+{{- end -}}
+
+{{/* Scope.TENANT: the workloads of TaskQueues, bound in tenant namespaces only. Secrets by
+     name only, and no Secrets rule at all when no policy allows a credentials Secret. */}}
+{{- define "kube-taskqueue-operator.tenantRules" -}}
 - apiGroups: ["taskqueue.dev"]
   resources: ["taskqueues/finalizers"]
   verbs: ["update"]
@@ -96,26 +121,36 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
-- apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- $secrets := include "kube-taskqueue-operator.credentialsSecrets" . | fromJsonArray }}
+{{- if $secrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: {{ toJson $secrets }}
+  verbs: ["get"]
+{{- end }}
 {{- end -}}
 
-{{- define "kube-taskqueue-operator.clusterRules" -}}
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
-{{- if .Values.peering.enabled }}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings", "clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch", "create"]
-{{- end }}
+{{/* Tenant namespaces (JSON list, sorted): watched ones, tenancy.namespaces and those the
+     chart's TaskQueuePolicies name. Namespaces a policy selects by label are bound by the
+     platform team (values.yaml, tenancy). */}}
+{{- define "kube-taskqueue-operator.tenantNamespaces" -}}
+{{- $names := concat .Values.watchNamespaces .Values.tenancy.namespaces -}}
+{{- range .Values.tenancy.policies -}}
+{{- $names = concat $names ((.spec).namespaces | default list) -}}
+{{- end -}}
+{{- $names | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* The credentials Secret names any policy allows (JSON list, sorted). */}}
+{{- define "kube-taskqueue-operator.credentialsSecrets" -}}
+{{- $names := .Values.tenancy.defaultPolicy.credentialsSecrets | default list -}}
+{{- range .Values.tenancy.policies -}}
+{{- $names = concat $names ((.spec).credentialsSecrets | default list) -}}
+{{- end -}}
+{{- $names | uniq | sortAlpha | toJson -}}
 {{- end -}}

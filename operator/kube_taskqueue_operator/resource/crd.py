@@ -11,7 +11,7 @@ from typing import Any
 
 import pydantic
 
-from kube_taskqueue_operator.resource import models, yamlio
+from kube_taskqueue_operator.resource import models, policy, yamlio
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 CRD_PATH = REPOSITORY / "crds" / "taskqueue.dev_taskqueues.yaml"
@@ -19,6 +19,9 @@ CRD_PATH = REPOSITORY / "crds" / "taskqueue.dev_taskqueues.yaml"
 #: files outside their own folder).
 CHART_CRD_PATH = REPOSITORY / "charts" / "kube-taskqueue-operator" / "files" / CRD_PATH.name
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
+POLICY_CRD_PATH = REPOSITORY / "crds" / f"{models.GROUP}_{policy.POLICY_PLURAL}.yaml"
+CHART_POLICY_CRD_PATH = CHART_CRD_PATH.parent / POLICY_CRD_PATH.name
+POLICY_CRD_NAME = f"{policy.POLICY_PLURAL}.{models.GROUP}"
 
 #: JSON Schema keywords that carry over to Kubernetes' OpenAPI v3 subset unchanged.
 _KEPT = (
@@ -158,9 +161,75 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+def build_policy_crd() -> dict[str, Any]:
+    """The TaskQueuePolicy CRD: cluster-scoped, so only cluster administrators (the platform
+    team) can write one, never a tenant with rights in its own namespace."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": POLICY_CRD_NAME,
+            "labels": {"app.kubernetes.io/part-of": "taskqueue"},
+        },
+        "spec": {
+            "group": models.GROUP,
+            "names": {
+                "kind": policy.POLICY_KIND,
+                "listKind": f"{policy.POLICY_KIND}List",
+                "plural": policy.POLICY_PLURAL,
+                "singular": policy.POLICY_SINGULAR,
+                "shortNames": ["tqp"],
+            },
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": models.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": [
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "What the TaskQueues of the selected namespaces may "
+                            "do: queue prefixes, SQS endpoints, regions, adoption, deletion, "
+                            "credentials, images and ServiceAccounts.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": openapi_schema(policy.TaskQueuePolicySpec),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+_HEADER = (
+    "# Generated from kube_taskqueue_operator.resource.{module} by `kube-taskqueue crd`."
+    " Do not edit.\n"
+)
+
+
 def render_crd() -> str:
-    header = (
-        "# Generated from kube_taskqueue_operator.resource.models by `kube-taskqueue crd`."
-        " Do not edit.\n"
-    )
-    return header + yamlio.dump(build_crd())
+    return _HEADER.format(module="models") + yamlio.dump(build_crd())
+
+
+def render_policy_crd() -> str:
+    return _HEADER.format(module="policy") + yamlio.dump(build_policy_crd())
+
+
+def generated_files() -> dict[Path, str]:
+    """Every checked-in CRD file and its text (crds/ and the chart's copies)."""
+    task_queue, policies = render_crd(), render_policy_crd()
+    return {
+        CRD_PATH: task_queue,
+        CHART_CRD_PATH: task_queue,
+        POLICY_CRD_PATH: policies,
+        CHART_POLICY_CRD_PATH: policies,
+    }

@@ -26,6 +26,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode
 
 from kube_taskqueue_operator.resource.models import GROUP, KIND
+from kube_taskqueue_operator.resource.policy import POLICY_KIND
 
 #: What `kubectl apply -f DIR` reads.
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -69,6 +70,8 @@ class Manifests:
     """Documents of our API group that are no TaskQueue (the API server refuses them)."""
     notes: list[str] = dataclasses.field(default_factory=list)
     """What was skipped, and why (Helm charts)."""
+    tenancy: list[Document] = dataclasses.field(default_factory=list)
+    """TaskQueuePolicy and Namespace documents (what `validate --policy` checks against)."""
 
 
 def is_taskqueue(body: Any) -> bool:
@@ -381,10 +384,15 @@ def _collect(found: Manifests, source: str, bodies: list[Any]) -> None:
         for item_label, item in _items(label, body):
             if is_taskqueue(item):
                 found.documents.append(Document(source=item_label, body=item))
+            elif isinstance(item, dict) and (
+                (item.get("kind") == POLICY_KIND and _our_group(item))
+                or (item.get("kind") == "Namespace" and item.get("apiVersion") == "v1")
+            ):
+                found.tenancy.append(Document(source=item_label, body=item))
             elif isinstance(item, dict) and _our_group(item):
                 found.problems.append(
                     f"{item_label}: {item.get('apiVersion')} has no kind {item.get('kind')!r} "
-                    f"(its only kind is {KIND}); the API server would refuse it"
+                    f"(its kinds are {KIND} and {POLICY_KIND}); the API server would refuse it"
                 )
 
 

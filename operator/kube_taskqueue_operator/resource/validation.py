@@ -499,8 +499,11 @@ def _split_problems(resource: TaskQueue, owners: Mapping[str, list[str]]) -> lis
     return problems
 
 
-def validate_all(resources: Iterable[TaskQueue]) -> list[Problem]:
-    """Every rule, within each resource and across them (no shared physical queue)."""
+def validate_all(resources: Iterable[TaskQueue], *, seen_from: str | None = None) -> list[Problem]:
+    """Every rule, within each resource and across them (no shared physical queue).
+
+    `seen_from`: the namespace whose tenant reads the messages (in a cluster): TaskQueues of
+    other namespaces are then not named, as that tenant may have no right to see them."""
     resources = list(resources)
     problems = [problem for resource in resources for problem in validate_one(resource)]
     # The same identities as the claim index: endpoint aliases of one queue are one queue.
@@ -512,11 +515,11 @@ def validate_all(resources: Iterable[TaskQueue]) -> list[Problem]:
     for identity, owners in sorted(claims.items()):
         if len(owners) > 1:
             for owner in owners:
-                others = ", ".join(o for o in owners if o != owner)
+                others = ", ".join(_shown(o, seen_from) for o in owners if o != owner)
                 problems.append(
                     Problem(
                         resource=owner,
-                        message=f"{identity} is also declared by TaskQueue {others}; a "
+                        message=f"{identity} is also declared by {others}; a "
                         "physical queue belongs to one resource",
                     )
                 )
@@ -526,7 +529,17 @@ def validate_all(resources: Iterable[TaskQueue]) -> list[Problem]:
 def validate_against(resource: TaskQueue, others: Iterable[TaskQueue]) -> list[Problem]:
     """Problems of `resource` alone, checked against the other resources of the cluster."""
     peers = [other for other in others if other.key != resource.key]
-    return [p for p in validate_all([resource, *peers]) if p.resource == resource.key]
+    return [
+        p
+        for p in validate_all([resource, *peers], seen_from=resource.namespace)
+        if p.resource == resource.key
+    ]
+
+
+def _shown(key: str, seen_from: str | None) -> str:
+    if seen_from is None or key.split("/", 1)[0] == seen_from:
+        return f"TaskQueue {key}"
+    return "a TaskQueue in another namespace"
 
 
 def _describe(item: Mapping[str, Any]) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 from kube_taskqueue_operator.claims import ClaimIndex
 from kube_taskqueue_operator.handlers import admission_problems
+from kube_taskqueue_operator.policies import PolicyIndex
 from kube_taskqueue_operator.reconcile import Reconciler, SqsClients
 from kube_taskqueue_operator.resource.defaults import SqsDefaults
 from kube_taskqueue_operator.resource.identity import normalise
+from kube_taskqueue_operator.resource.policy import parse_rules
+from operator_harness import PERMISSIVE_POLICY
 
 
 @pytest.mark.parametrize(
@@ -73,6 +76,7 @@ def _reconciler() -> Reconciler:
         workloads=None,  # type: ignore[arg-type]  # resolve() touches neither
         clients=SqsClients(call_timeout=1),
         defaults=SqsDefaults(region="us-east-1", endpoint=None, queue_prefix=""),
+        policies=PolicyIndex(default=parse_rules(PERMISSIVE_POLICY), loaded=True),
     )
 
 

@@ -12,10 +12,13 @@ from typing import Any
 
 import kubernetes
 import pytest
+from kube_taskqueue_operator.policies import PolicyIndex
 from kube_taskqueue_operator.reconcile import Outcome, Reconciler, SqsClients
 from kube_taskqueue_operator.resource.defaults import SqsDefaults
 from kube_taskqueue_operator.resource.models import GROUP, PLURAL, VERSION
+from kube_taskqueue_operator.resource.policy import parse_rules
 from kube_taskqueue_operator.workloads import Workloads
+from operator_harness import PERMISSIVE_POLICY
 
 FIELD_MANAGER = "kube-taskqueue-operator"
 
@@ -74,6 +77,9 @@ class Driver:
 def make_reconciler(kube_client: Any) -> Callable[..., Reconciler]:
     def make(**options: Any) -> Reconciler:
         clients = options.pop("clients", None)
+        options.setdefault(
+            "policies", PolicyIndex(default=parse_rules(PERMISSIVE_POLICY), loaded=True)
+        )
         return Reconciler(
             workloads=Workloads(kube_client, field_manager=FIELD_MANAGER),
             clients=SqsClients(call_timeout=3) if clients is None else clients,
