@@ -14,6 +14,7 @@ from pathlib import Path
 import pydantic
 import yaml
 
+from kube_taskqueue_operator import iamcli
 from kube_taskqueue_operator.resource import yamlio
 from kube_taskqueue_operator.resource.crd import generated_files, render_crd, render_policy_crd
 from kube_taskqueue_operator.resource.defaults import SqsDefaults, with_defaults
@@ -108,6 +109,7 @@ def main(argv: Sequence[str]) -> int:
     operator.add_argument("operator_args", nargs=argparse.REMAINDER)
     operator.set_defaults(handler=_operator)
 
+    iamcli.add_parser(commands)
 
     options = parser.parse_args(list(argv))
     try:

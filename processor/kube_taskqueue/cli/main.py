@@ -32,7 +32,7 @@ from kube_taskqueue.task import PayloadError, Task
 DISTRIBUTION = "kube-taskqueue"
 
 #: Commands implemented by the operator package (installed with the `operator` extra).
-OPERATOR_COMMANDS = ("validate", "render", "crd", "operator")
+OPERATOR_COMMANDS = ("validate", "render", "crd", "iam", "operator")
 
 USAGE_ERROR = 2
 SQS_ERROR = 1
