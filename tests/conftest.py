@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from controlplane import ControlPlane
 from harness import REGION, ProcessorProcess, Queues, Records, free_port
 from operator_harness import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # moto accepts any credentials; never let a developer's real ones be picked up.
 os.environ.update(
@@ -131,6 +134,28 @@ def crd(control_plane):
         "--timeout=30s",
         "crd/taskqueues.taskqueue.dev",
         "crd/taskqueuepolicies.taskqueue.dev",
+    )
+
+
+@pytest.fixture(scope="session")
+def keda_crds(control_plane) -> None:
+    """KEDA's ScaledObject and TriggerAuthentication CRDs, from KEDA's release source on the Go
+    module proxy (hack/keda/crds.sh), so rendered ScaledObjects meet KEDA's real schema."""
+    listed = subprocess.run(
+        [str(ROOT / "hack" / "keda" / "crds.sh")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    for path in listed.stdout.split():
+        control_plane.kubectl_run("apply", "--server-side", "-f", path)
+    control_plane.kubectl_run(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/scaledobjects.keda.sh",
+        "crd/triggerauthentications.keda.sh",
     )
 
 

@@ -25,14 +25,15 @@ class OperatorMetrics:
         self.messages = Gauge(
             "taskqueue_queue_messages",
             "Approximate messages of a TaskQueue's queue by state (visible: waiting; "
-            "in_flight: received, not yet deleted), from SQS at the last status refresh.",
-            [*_KEY, "queue", "state"],
+            "in_flight: received, not yet deleted; delayed: sent with a delay not yet passed), "
+            "from SQS at the last status refresh; processor is the one that polls the queue.",
+            [*_KEY, "queue", "processor", "state"],
             registry=r,
         )
         self.dead_letters = Gauge(
             "taskqueue_dead_letter_messages",
             "Approximate messages in the dead-letter queue of a TaskQueue's queue.",
-            [*_KEY, "queue"],
+            [*_KEY, "queue", "processor"],
             registry=r,
         )
         self.ready = Gauge(
@@ -63,10 +64,11 @@ class OperatorMetrics:
                 series.add((gauge, labels))
 
             for entry in status.get("queues") or []:
-                queue = str(entry.get("name"))
-                put(self.messages, (*key, queue, "visible"), entry.get("approximateMessages"))
-                put(self.messages, (*key, queue, "in_flight"), entry.get("approximateInFlight"))
-                put(self.dead_letters, (*key, queue), entry.get("approximateDeadLetters"))
+                queue = (*key, str(entry.get("name")), str(entry.get("processor") or ""))
+                put(self.messages, (*queue, "visible"), entry.get("approximateMessages"))
+                put(self.messages, (*queue, "in_flight"), entry.get("approximateInFlight"))
+                put(self.messages, (*queue, "delayed"), entry.get("approximateDelayed"))
+                put(self.dead_letters, queue, entry.get("approximateDeadLetters"))
             for entry in status.get("processors") or []:
                 processor = str(entry.get("name"))
                 put(self.replicas, (*key, processor, "desired"), entry.get("desiredReplicas"))

@@ -121,6 +121,14 @@ TENANT = (
         why="autoscalers of processors with spec.processors[].autoscaling",
     ),
     Permission(
+        group="keda.sh",
+        resources=("scaledobjects", "triggerauthentications"),
+        verbs=("get", "list", "create", "patch", "delete"),
+        scope=Scope.TENANT,
+        why="queue-driven autoscaling (autoscaling.queueLength): a KEDA ScaledObject per "
+        "processor and the TriggerAuthentication with the TaskQueue's SQS credentials",
+    ),
+    Permission(
         group="",
         resources=("secrets",),
         verbs=("get",),

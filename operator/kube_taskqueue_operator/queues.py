@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import botocore.config
 import botocore.exceptions
@@ -64,6 +64,15 @@ def _code(error: Exception) -> str:
     if isinstance(error, botocore.exceptions.ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+class Depth(NamedTuple):
+    """A queue's approximate messages: waiting, received and not yet deleted, and sent with a
+    delay that has not passed yet."""
+
+    visible: int
+    in_flight: int
+    delayed: int
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -189,23 +198,25 @@ class QueueManager:
             changes=tuple(changes),
         )
 
-    def depth(self, url: str) -> tuple[int, int]:
-        """(visible, in flight) messages; QueueMissing when the queue was deleted."""
+    def depth(self, url: str) -> Depth:
+        """Approximate messages by state; QueueMissing when the queue was deleted."""
         try:
             attributes = self._client.get_queue_attributes(
                 QueueUrl=url,
                 AttributeNames=[
                     "ApproximateNumberOfMessages",
                     "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
                 ],
             )["Attributes"]
         except Exception as error:
             if _code(error) in _MISSING_CODES:
                 raise QueueMissing(url) from error
             raise classify(error, queue=url.rsplit("/", 1)[-1]) from error
-        return (
-            int(attributes.get("ApproximateNumberOfMessages", 0)),
-            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        return Depth(
+            visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
         )
 
     def release(self, definition: QueueDefinition) -> None:

@@ -182,7 +182,7 @@ class Reconciler:
         try:
             states = self.ensure_queues(resource)
             self.failpoints.hit(failpoints.AFTER_QUEUES)
-            objects = render(resource)
+            objects = render(resource, queue_urls={state.queue: state.url for state in states})
             changes = [change for state in states for change in state.changes]
             applied, waiting = self._apply(resource, objects)
             changes += applied
@@ -354,10 +354,10 @@ class Reconciler:
             if not entry.get("url"):
                 continue
             try:
-                messages, in_flight = manager.depth(entry["url"])
+                depth = manager.depth(entry["url"])
                 if entry.get("deadLetterUrl"):
-                    visible, held = manager.depth(entry["deadLetterUrl"])
-                    refreshed["approximateDeadLetters"] = visible + held
+                    dead = manager.depth(entry["deadLetterUrl"])
+                    refreshed["approximateDeadLetters"] = dead.visible + dead.in_flight
             except QueueMissing:
                 name = str(entry["url"]).rsplit("/", 1)[-1]
                 missing.append(f"SQS queue {name!r} of queue {entry.get('name')!r} is gone")
@@ -365,7 +365,11 @@ class Reconciler:
             except QueueError as error:
                 log.warning("depth of queue %s not refreshed: %s", entry.get("name"), error)
             else:
-                refreshed.update(approximateMessages=messages, approximateInFlight=in_flight)
+                refreshed.update(
+                    approximateMessages=depth.visible,
+                    approximateInFlight=depth.in_flight,
+                    approximateDelayed=depth.delayed,
+                )
         return queues, missing
 
     def finalize(self, body: Mapping[str, Any], *, emit: Emit) -> None:
@@ -513,6 +517,10 @@ class Reconciler:
     @staticmethod
     def _queue_status(resource: TaskQueue, state: QueueState) -> dict[str, Any]:
         entry = {"name": state.queue, "url": state.url, "arn": state.arn}
+        tasks = {task.name for task in resource.spec.tasks if task.queue == state.queue}
+        polling = [p.name for p in resource.spec.processors if tasks & set(p.tasks)]
+        if len(polling) == 1:  # the split rule: a queue has one processor (none: unpolled)
+            entry["processor"] = polling[0]
         if state.dead_letter_url:
             entry["deadLetterUrl"] = state.dead_letter_url
         return entry

@@ -26,11 +26,16 @@ from kube_taskqueue_operator.resource.render import polled_queues
 
 log = logging.getLogger(__name__)
 
+#: KEDA's kinds: served only where KEDA is installed (queue-driven autoscaling).
+KEDA_KINDS = (("keda.sh/v1alpha1", "TriggerAuthentication"), ("keda.sh/v1alpha1", "ScaledObject"))
+
 #: Every kind the operator creates, in apply order.
 MANAGED_KINDS = (
     ("v1", "ConfigMap"),
+    KEDA_KINDS[0],
     ("apps/v1", "Deployment"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    KEDA_KINDS[1],
     ("batch/v1", "CronJob"),
 )
 
@@ -93,8 +98,13 @@ def _refused(what: str, *, reason: str = "ApplyFailed") -> Iterator[None]:
             temporary=_temporary(error.status),
         ) from None
     except ResourceNotFoundError as error:
+        keda = (
+            " (autoscaling.queueLength needs KEDA installed in the cluster)"
+            if "ScaledObject" in what or "TriggerAuthentication" in what
+            else ""
+        )
         raise WorkloadError(
-            f"the API server does not serve the kind of {what}: {error}",
+            f"the API server does not serve the kind of {what}{keda}: {error}",
             reason=reason,
             temporary=True,
             delay=60,
@@ -189,6 +199,13 @@ class Workloads:
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def _serves(self, api_version: str, kind: str) -> bool:
+        try:
+            self._resource(api_version, kind)
+        except ResourceNotFoundError:
+            return False
+        return True
 
     def _selector(self, resource: TaskQueue) -> str:
         return (
@@ -313,6 +330,8 @@ class Workloads:
             return deleted
         # Dependents first: a ConfigMap is kept while a Deployment still mounts it.
         for api_version, kind in reversed(MANAGED_KINDS):
+            if (api_version, kind) in KEDA_KINDS and not self._serves(api_version, kind):
+                continue  # KEDA is not installed, so none of these exist
             candidates = [
                 item
                 for item in self._list(resource, api_version, kind)

@@ -59,8 +59,20 @@ class QueueSettings(_Model):
     ] = 900
     """Cap of the retry backoff, in whole seconds (SQS allows up to 12 hours)."""
 
+    unknown_task_delay: Annotated[
+        int, Field(alias="unknownTaskDelay", ge=0, le=MAX_VISIBILITY_SECONDS)
+    ] = 300
+    """Whole seconds a message for a task this processor does not run stays hidden before it
+    is received again. Longer than a failure's first retry: during a rollout that adds a task,
+    old pods receive its messages before the new ones run it, and each receive counts towards
+    the dead-letter queue's maxReceiveCount (5 receives at 300 s: 20 minutes and more)."""
+
     @pydantic.field_validator(
-        "poll_interval", "retry_backoff_initial", "retry_backoff_max", mode="before"
+        "poll_interval",
+        "retry_backoff_initial",
+        "retry_backoff_max",
+        "unknown_task_delay",
+        mode="before",
     )
     @classmethod
     def _whole_seconds(cls, value: Any, info: pydantic.ValidationInfo) -> Any:

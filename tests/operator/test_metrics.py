@@ -32,8 +32,10 @@ def test_metrics_follow_the_status(
     )
     for index in range(2):
         queues.sqs.send_message(QueueUrl=queues.url("work"), MessageBody=f"{index}")
+    queues.sqs.send_message(QueueUrl=queues.url("work"), MessageBody="later", DelaySeconds=900)
     queues.sqs.send_message(QueueUrl=queues.url("work-dlq"), MessageBody="dead")
     key = {("namespace", namespace), ("taskqueue", "app")}
+    work = {("queue", "work"), ("processor", "main")}  # the processor that polls it
 
     def seen() -> bool:
         samples = _samples(operator.health_port)
@@ -41,14 +43,18 @@ def test_metrics_follow_the_status(
             samples.get(
                 (
                     "taskqueue_queue_messages",
-                    frozenset({*key, ("queue", "work"), ("state", "visible")}),
+                    frozenset({*key, *work, ("state", "visible")}),
                 )
             )
             == 2
             and samples.get(
-                ("taskqueue_dead_letter_messages", frozenset({*key, ("queue", "work")}))
+                (
+                    "taskqueue_queue_messages",
+                    frozenset({*key, *work, ("state", "delayed")}),
+                )
             )
             == 1
+            and samples.get(("taskqueue_dead_letter_messages", frozenset({*key, *work}))) == 1
             and samples.get(("taskqueue_ready", frozenset(key))) == 1
             and samples.get(
                 (

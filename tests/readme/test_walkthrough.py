@@ -137,6 +137,19 @@ def test_validate_and_render_run_on_a_deploy_directory(tmp_path):
         timeout=60,
     )
     assert validate.returncode == 0, validate.stderr
+    # With the platform's policies (the example's, which allows what accounts.yaml uses).
+    (tmp_path / "platform" / "policies").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "manifests" / "policy.yaml", tmp_path / "platform" / "policies")
+    checked = subprocess.run(
+        readme.command("kube-taskqueue validate --policy"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
     render = subprocess.run(
         readme.command("kube-taskqueue render"),
         cwd=tmp_path,

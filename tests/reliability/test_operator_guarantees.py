@@ -124,7 +124,7 @@ CORPUS: list[tuple[str, Change, str]] = [
     (
         "autoscaling to zero",
         at("processors.0.autoscaling", {"minReplicas": 0}),
-        "processor 'main': autoscaling.minReplicas is 0: scale-to-zero is not supported yet",
+        "processor 'main': autoscaling.minReplicas is 0: scale-to-zero needs queue-driven",
     ),
     # rules of the webhook
     (

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kube_taskqueue_operator.resource.crd import build_crd
+from kube_taskqueue_operator.resource.models import SCALE_TO_ZERO
 
 Change = Callable[[dict[str, Any]], Any]
 
@@ -68,13 +69,20 @@ CASES: list[tuple[str, Change, str]] = [
         "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
     ),
     (
-        "autoscaling.minReplicas is 0: scale-to-zero is not supported yet (the "
-        "HorizontalPodAutoscaler the operator creates keeps at least 1 pod); set minReplicas "
-        "to 1 or more, or autoscaling.external: true when another autoscaler owns the "
-        "replica count",
+        f"autoscaling.minReplicas is 0: {SCALE_TO_ZERO}",
         lambda s: s["processors"][1].update(autoscaling={"minReplicas": 0}),
         "spec.processors[1]: Invalid value: \"object\": processor 'examples': "
-        "autoscaling.minReplicas is 0: scale-to-zero is not supported yet",
+        "autoscaling.minReplicas is 0: scale-to-zero needs queue-driven autoscaling",
+    ),
+    (
+        "autoscaling.queueLength (queue depth, KEDA) excludes external and "
+        "targetCPUUtilizationPercentage",
+        lambda s: s["processors"][1].update(
+            autoscaling={"queueLength": 10, "targetCPUUtilizationPercentage": 50}
+        ),
+        "spec.processors[1]: Invalid value: \"object\": processor 'examples': "
+        "autoscaling.queueLength (queue depth, KEDA) excludes external and "
+        "targetCPUUtilizationPercentage: choose one autoscaler",
     ),
 ]
 

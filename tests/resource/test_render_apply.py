@@ -177,3 +177,28 @@ def test_the_scheduled_fifo_send_is_accepted_and_a_retried_run_is_deduplicated(
         "accounts-orders-report-29400010",
     }
     assert json.loads(received[0]["Body"]) == {"note": "costs $5 and $(AWS_REGION)"}
+
+
+def test_a_queue_driven_processors_keda_objects_meet_kedas_schema(
+    control_plane, namespace, keda_crds, manifest, tmp_path
+):
+    """Server-side dry run against KEDA's own CRDs (from its release source)."""
+    document = copy.deepcopy(manifest)
+    examples = document["spec"]["processors"][1]
+    del examples["replicas"]
+    examples["autoscaling"] = {"minReplicas": 0, "maxReplicas": 5, "queueLength": 10}
+    document["metadata"]["namespace"] = namespace
+    objects = [o for o in render(parse(document)) if o["apiVersion"] == "keda.sh/v1alpha1"]
+    assert sorted(o["kind"] for o in objects) == ["ScaledObject", "TriggerAuthentication"]
+    result = control_plane.kubectl_run(
+        "apply", "--dry-run=server", "--validate=strict", "-o", "json", "-f", "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stored = {o["kind"]: o for o in json.loads(result.stdout)["items"]}
+    assert stored["ScaledObject"]["spec"]["minReplicaCount"] == 0
+    assert stored["ScaledObject"]["spec"]["triggers"][0]["type"] == "aws-sqs-queue"
+    assert stored["TriggerAuthentication"]["spec"]["secretTargetRef"][0]["parameter"] == (
+        "awsAccessKeyID"
+    )

@@ -120,10 +120,10 @@ def test_a_bad_schedule_says_which_field_is_wrong(manifest, schedule, why):
 def test_scale_to_zero_is_refused_unless_another_autoscaler_owns_the_replicas(manifest):
     manifest["spec"]["processors"][1]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 3}
     assert problems_of(manifest) == [
-        "processor 'examples': autoscaling.minReplicas is 0: scale-to-zero is not supported "
-        "yet (the HorizontalPodAutoscaler the operator creates keeps at least 1 pod); set "
-        "minReplicas to 1 or more, or autoscaling.external: true when another autoscaler owns "
-        "the replica count"
+        "processor 'examples': autoscaling.minReplicas is 0: scale-to-zero needs queue-driven "
+        "autoscaling (set autoscaling.queueLength: KEDA scales on queue depth, to 0 and back); "
+        "the CPU HorizontalPodAutoscaler keeps at least 1 pod. Set minReplicas to 1 or more, "
+        "queueLength, or external: true when another autoscaler owns the replica count"
     ]
     manifest["spec"]["processors"][1]["autoscaling"]["external"] = True
     assert problems_of(manifest) == []

@@ -68,3 +68,17 @@ class OtherPayload(BaseModel):
 @provider.task("other:job", queue="other")
 def other_job(payload: OtherPayload) -> None:
     record("done", f"other-{payload.n}")
+
+
+#: The app one release earlier, before `record_async:job` was added (the rollout tests).
+previous_release = Provider()
+
+
+@previous_release.task("record:job", queue="work")
+def previous_record_job(payload: RecordPayload) -> None:
+    record("done", payload.id)
+
+
+@previous_release.task("other:job", queue="other")
+def previous_other_job(payload: OtherPayload) -> None:
+    record("done", f"other-{payload.n}")

@@ -108,6 +108,9 @@ class Bench:
                     "pollInterval": poll,
                     "messageVisibilityTimeout": visibility,
                     "retryBackoffInitial": 0,
+                    # An unknown JobName waits 300 s per receive by default (a rollout's old
+                    # pods); the poison scenario wants it dead-lettered within the run.
+                    "unknownTaskDelay": 1,
                 }
             },
             **extra,

@@ -81,11 +81,16 @@ def _first_duplicate(field: str) -> str:
     )
 
 
-#: Why `autoscaling.minReplicas: 0` is refused (by the API server and by validation alike).
+#: Pods of a processor that sets no replicas (and what the API server fills in).
+DEFAULT_REPLICAS = 1
+
+#: Why `autoscaling.minReplicas: 0` is refused for CPU autoscaling (by the API server and by
+#: validation alike).
 SCALE_TO_ZERO = (
-    "scale-to-zero is not supported yet (the HorizontalPodAutoscaler the operator creates "
-    "keeps at least 1 pod); set minReplicas to 1 or more, or autoscaling.external: true "
-    "when another autoscaler owns the replica count"
+    "scale-to-zero needs queue-driven autoscaling (set autoscaling.queueLength: KEDA scales on "
+    "queue depth, to 0 and back); the CPU HorizontalPodAutoscaler keeps at least 1 pod. Set "
+    "minReplicas to 1 or more, queueLength, or external: true when another autoscaler owns "
+    "the replica count"
 )
 
 
@@ -158,6 +163,13 @@ class QueueSpec(_Model):
     retry_backoff_max: Annotated[int | None, Field(alias="retryBackoffMax", ge=0, le=43_200)] = None
     """Cap of the retry backoff in seconds."""
 
+    unknown_task_delay: Annotated[int | None, Field(alias="unknownTaskDelay", ge=0, le=43_200)] = (
+        None
+    )
+    """Seconds a message for a task its processor does not run stays hidden before the next
+    receive (default 300): longer than a failure's retry, so messages of a task added with a
+    new image wait out the rollout's old pods instead of reaching the dead-letter queue."""
+
     message_retention_period: Annotated[
         int | None, Field(alias="messageRetentionPeriod", ge=60, le=1_209_600)
     ] = None
@@ -209,20 +221,64 @@ class TaskSpec(_Model):
 
 
 class AutoscalingSpec(_Model):
-    """Scaling of one processor. When set, the operator leaves `replicas` alone."""
+    """Scaling of one processor. When set, the operator leaves `replicas` alone (it is never
+    among the fields it applies). Three modes: on queue depth with KEDA (`queueLength` set), on
+    CPU with a HorizontalPodAutoscaler (the default), or by another autoscaler (`external`)."""
 
     min_replicas: Annotated[int, Field(alias="minReplicas", ge=0, le=1000)] = 1
-    """Fewest pods the HorizontalPodAutoscaler keeps: 1 or more (scale-to-zero is not supported
-    yet); ignored with `external`."""
+    """Fewest pods; 0 (scale to zero) with `queueLength` or `external` only."""
     max_replicas: Annotated[int, Field(alias="maxReplicas", ge=1, le=1000)] = 10
     target_cpu_utilization: Annotated[
-        int, Field(alias="targetCPUUtilizationPercentage", ge=1, le=100)
-    ] = 80
-    """CPU target of the HorizontalPodAutoscaler the operator creates."""
+        int | None, Field(alias="targetCPUUtilizationPercentage", ge=1, le=100)
+    ] = None
+    """CPU target of the HorizontalPodAutoscaler the operator creates (default 80)."""
 
     external: bool = False
-    """True when another autoscaler (e.g. KEDA on queue depth) owns the replica count: the
-    operator then creates no HorizontalPodAutoscaler and never sets replicas."""
+    """True when another autoscaler owns the replica count: the operator then creates no
+    autoscaler and never sets replicas."""
+
+    queue_length: Annotated[int | None, Field(alias="queueLength", ge=1, le=1_000_000)] = None
+    """Messages per pod: scale on queue depth. The operator creates a KEDA ScaledObject with
+    one `aws-sqs-queue` trigger per queue the processor polls (KEDA must be installed) and a
+    TriggerAuthentication from the TaskQueue's credentials."""
+
+    activation_queue_length: Annotated[
+        int, Field(alias="activationQueueLength", ge=0, le=1_000_000)
+    ] = 0
+    """Messages above which a processor at zero pods is started (KEDA's activation)."""
+
+    scale_on_in_flight: Annotated[bool, Field(alias="scaleOnInFlight")] = True
+    """Count messages being processed (in flight) as well as waiting ones, so pods busy with
+    long tasks are not scaled in under them."""
+
+    scale_on_delayed: Annotated[bool, Field(alias="scaleOnDelayed")] = False
+    """Count delayed messages (DelaySeconds, retries are not delayed) too."""
+
+    target_message_age: Annotated[
+        int | None, Field(alias="targetMessageAgeSeconds", ge=1, le=1_209_600)
+    ] = None
+    """Also scale on the age of each queue's oldest message (SQS's CloudWatch metric
+    ApproximateAgeOfOldestMessage, through KEDA's aws-cloudwatch trigger; AWS only): seconds
+    of age one pod should keep up with. KEDA runs the larger count of the two signals."""
+
+    queues: Annotated[list[QueueName] | None, Field(max_length=MAX_QUEUES)] = None
+    """Queues whose depth drives the scaling (default: every queue the processor polls)."""
+
+    polling_interval: Annotated[int, Field(alias="pollingInterval", ge=1, le=3600)] = 30
+    """Seconds between KEDA's checks of the queue depth."""
+
+    cooldown_period: Annotated[int, Field(alias="cooldownPeriod", ge=0, le=86_400)] = 300
+    """Seconds after the last activity before scaling to `minReplicas` 0 (KEDA)."""
+
+    scale_down_stabilization: Annotated[
+        int, Field(alias="scaleDownStabilizationSeconds", ge=0, le=3600)
+    ] = 300
+    """Seconds of lower demand before pods are removed (the HorizontalPodAutoscaler's
+    scale-down stabilization window), so a burst's gaps do not stop pods mid-work."""
+
+    @property
+    def queue_driven(self) -> bool:
+        return self.queue_length is not None
 
 
 class ResourceList(_Model):
@@ -260,10 +316,21 @@ class ProcessorSpec(_Model):
             ),
             (
                 "!has(self.autoscaling) || self.autoscaling.external "
-                "|| self.autoscaling.minReplicas >= 1",
+                "|| has(self.autoscaling.queueLength) || self.autoscaling.minReplicas >= 1",
                 f"autoscaling.minReplicas is 0: {SCALE_TO_ZERO}",
                 _cel_text(
                     f"processor '{{self.name}}': autoscaling.minReplicas is 0: {SCALE_TO_ZERO}"
+                ),
+            ),
+            (
+                "!has(self.autoscaling) || !has(self.autoscaling.queueLength) "
+                "|| (!self.autoscaling.external "
+                "&& !has(self.autoscaling.targetCPUUtilizationPercentage))",
+                "autoscaling.queueLength (queue depth, KEDA) excludes external and "
+                "targetCPUUtilizationPercentage",
+                _cel_text(
+                    "processor '{self.name}': autoscaling.queueLength (queue depth, KEDA) "
+                    "excludes external and targetCPUUtilizationPercentage: choose one autoscaler"
                 ),
             ),
         )
@@ -275,7 +342,7 @@ class ProcessorSpec(_Model):
     tasks: Annotated[list[TaskName], Field(min_length=1, max_length=MAX_TASKS)]
     """Names of the tasks it runs; every task of a queue it polls must be here."""
 
-    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    replicas: Annotated[int, Field(ge=0, le=1000)] = DEFAULT_REPLICAS
     """Pods, unless `autoscaling` is set."""
 
     workers: Annotated[int, Field(ge=1, le=1024)] = 8
@@ -406,11 +473,15 @@ class Condition(_Model):
 
 class QueueStatus(_Model):
     name: str
+    processor: str | None = None
+    """The processor that polls the queue."""
     url: str | None = None
     arn: str | None = None
     dead_letter_url: Annotated[str | None, Field(alias="deadLetterUrl")] = None
     approximate_messages: Annotated[int | None, Field(alias="approximateMessages")] = None
     approximate_in_flight: Annotated[int | None, Field(alias="approximateInFlight")] = None
+    approximate_delayed: Annotated[int | None, Field(alias="approximateDelayed")] = None
+    """Messages sent with a delay that has not passed yet."""
     approximate_dead_letters: Annotated[int | None, Field(alias="approximateDeadLetters")] = None
     """Messages in the queue's dead-letter queue (visible and in flight)."""
 

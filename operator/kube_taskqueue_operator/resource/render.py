@@ -13,7 +13,7 @@ from typing import Any
 
 from kube_taskqueue.config import ProcessorConfig
 
-from kube_taskqueue_operator.resource import naming, yamlio
+from kube_taskqueue_operator.resource import keda, naming, yamlio
 from kube_taskqueue_operator.resource.models import (
     API_VERSION,
     KIND,
@@ -31,6 +31,8 @@ CONFIG_HASH_ANNOTATION = "taskqueue.dev/config-hash"
 QUEUES_ANNOTATION = "taskqueue.dev/queues"
 #: Seconds the pod gets beyond the processor's own shutdown timeout (flush, exit).
 GRACE_MARGIN_SECONDS = 15
+#: CPU target of the HorizontalPodAutoscaler when the spec names none (percent).
+DEFAULT_CPU_TARGET = 80
 #: The user the processor image runs as (see processor/Dockerfile).
 RUN_AS_USER = 10001
 CREDENTIAL_KEYS = naming.CREDENTIAL_ENV
@@ -131,6 +133,7 @@ def processor_config(resource: TaskQueue, processor: ProcessorSpec) -> Processor
                 "max_batch_size",
                 "retry_backoff_initial",
                 "retry_backoff_max",
+                "unknown_task_delay",
             },
         )
         queues[queue.name] = settings
@@ -158,18 +161,46 @@ def config_text(config: ProcessorConfig) -> str:
     return yamlio.dump(config.model_dump(by_alias=True, exclude_unset=True))
 
 
-def render(resource: TaskQueue) -> list[dict[str, Any]]:
-    """Every object the operator applies for the resource, in apply order."""
+def render(
+    resource: TaskQueue, *, queue_urls: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every object the operator applies for the resource, in apply order. `queue_urls`
+    (queue → SQS URL, once the queues exist) go into the KEDA triggers of queue-driven
+    processors; offline the queue's SQS name stands in their place."""
     objects: list[dict[str, Any]] = []
     owners = {processor.name: processor for processor in resource.spec.processors}
     task_owner = {name: p.name for p in resource.spec.processors for name in p.tasks}
     texts = {}
+    if any(
+        p.autoscaling is not None and p.autoscaling.queue_driven for p in resource.spec.processors
+    ):
+        name = keda.trigger_authentication_name(resource)
+        objects.append(
+            keda.trigger_authentication(
+                resource, metadata=_metadata(resource, name, naming.common_labels(resource))
+            )
+        )
     for processor in resource.spec.processors:
         config = processor_config(resource, processor)
         texts[processor.name] = text = config_text(config)
         objects.append(_config_map(resource, processor, text))
-        objects.append(_deployment(resource, processor, text, sorted(config.queues)))
-        if processor.autoscaling is not None and not processor.autoscaling.external:
+        polled = sorted(config.queues)
+        objects.append(_deployment(resource, processor, text, polled))
+        scaling = processor.autoscaling
+        if scaling is not None and scaling.queue_driven:
+            labels = _processor_labels(resource, processor.name)
+            objects.append(
+                keda.scaled_object(
+                    resource,
+                    processor,
+                    polled=polled,
+                    metadata=_metadata(
+                        resource, naming.workload_name(resource, processor.name), labels
+                    ),
+                    queue_urls=queue_urls,
+                )
+            )
+        elif scaling is not None and not scaling.external:
             objects.append(_autoscaler(resource, processor))
     for task in resource.spec.tasks:
         if task.schedule is not None and task.name in task_owner:
@@ -417,7 +448,8 @@ def _autoscaler(resource: TaskQueue, processor: ProcessorSpec) -> dict[str, Any]
                         "name": "cpu",
                         "target": {
                             "type": "Utilization",
-                            "averageUtilization": scaling.target_cpu_utilization,
+                            "averageUtilization": scaling.target_cpu_utilization
+                            or DEFAULT_CPU_TARGET,
                         },
                     },
                 }

@@ -20,8 +20,9 @@ from typing import Any
 import pydantic
 
 from kube_taskqueue_operator.resource.cron import schedule_problem
-from kube_taskqueue_operator.resource.identity import QueueIdentity, identities
+from kube_taskqueue_operator.resource.identity import QueueIdentity, identities, normalise
 from kube_taskqueue_operator.resource.models import (
+    DEFAULT_REPLICAS,
     SCALE_TO_ZERO,
     ProcessorSpec,
     QueueSpec,
@@ -408,13 +409,74 @@ def _processor_problems(resource: TaskQueue, index: int, processor: ProcessorSpe
             f"{deployment!r} (metadata.name-processor) is {len(deployment)} characters, longer "
             f"than {MAX_OBJECT_NAME}"
         )
-    scaling = processor.autoscaling
-    if scaling is not None and not scaling.external and scaling.min_replicas < 1:
-        problems.append(
-            f"processor {processor.name!r}: autoscaling.minReplicas is 0: {SCALE_TO_ZERO}"
-        )
+    problems.extend(_autoscaling_problems(resource, processor))
     problems.extend(_env_problems(resource, processor))
     return problems
+
+
+def _autoscaling_problems(resource: TaskQueue, processor: ProcessorSpec) -> list[str]:
+    """Settings that contradict each other, named (the CRD's rules say the same for the first
+    two, the others need the spec as a whole)."""
+    scaling = processor.autoscaling
+    if scaling is None:
+        return []
+    where = f"processor {processor.name!r}"
+    problems = []
+    if scaling.min_replicas > scaling.max_replicas:
+        problems.append(
+            f"{where}: autoscaling.minReplicas ({scaling.min_replicas}) exceeds maxReplicas "
+            f"({scaling.max_replicas})"
+        )
+    if not scaling.queue_driven:
+        if not scaling.external and scaling.min_replicas < 1:
+            problems.append(f"{where}: autoscaling.minReplicas is 0: {SCALE_TO_ZERO}")
+        problems.extend(
+            f"{where}: autoscaling.{field} is a setting of queue-driven autoscaling: set "
+            "autoscaling.queueLength too"
+            for field, value in (
+                ("targetMessageAgeSeconds", scaling.target_message_age),
+                ("queues", scaling.queues),
+            )
+            if value is not None
+        )
+        return problems
+    if scaling.external or scaling.target_cpu_utilization is not None:
+        problems.append(
+            f"{where}: autoscaling.queueLength (queue depth, KEDA) excludes "
+            + ("external" if scaling.external else "targetCPUUtilizationPercentage")
+            + ": choose one autoscaler"
+        )
+    if processor.replicas != DEFAULT_REPLICAS:
+        problems.append(
+            f"{where}: replicas {processor.replicas} has no effect with autoscaling.queueLength "
+            f"(KEDA sets the count between minReplicas {scaling.min_replicas} and maxReplicas "
+            f"{scaling.max_replicas}); remove it"
+        )
+    endpoint = resource.spec.sqs.endpoint
+    if (
+        scaling.target_message_age is not None
+        and endpoint is not None
+        and normalise(region=None, endpoint=endpoint, name="").endpoint != "aws"
+    ):
+        problems.append(
+            f"{where}: autoscaling.targetMessageAgeSeconds reads SQS's CloudWatch metric "
+            "ApproximateAgeOfOldestMessage, which only AWS has; spec.sqs.endpoint "
+            f"{resource.spec.sqs.endpoint!r} is another service (scale on queueLength alone)"
+        )
+    polled = _polled(resource, processor)
+    for queue in dict.fromkeys(scaling.queues or []):
+        if queue not in polled:
+            problems.append(
+                f"{where}: autoscaling.queues names {queue!r}, which it does not poll (it polls "
+                f"{', '.join(sorted(polled)) or 'no queue'}): its depth says nothing of this "
+                "processor's work"
+            )
+    return problems
+
+
+def _polled(resource: TaskQueue, processor: ProcessorSpec) -> set[str]:
+    queues = {task.name: task.queue for task in resource.spec.tasks}
+    return {queues[name] for name in processor.tasks if name in queues}
 
 
 def _env_problems(resource: TaskQueue, processor: ProcessorSpec) -> list[str]:

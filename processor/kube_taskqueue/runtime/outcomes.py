@@ -55,6 +55,15 @@ class Outcomes:
         self._metrics.queue(held.message.queue).retried.inc()
         return True
 
+    def unroutable(self, held: Held) -> bool:
+        """Leave a message for a task this processor does not run for redelivery after the
+        queue's unknownTaskDelay (a pod of a newer revision may run it)."""
+        if not self._settle(held):
+            return False
+        delay = self._queue_settings[held.message.queue].unknown_task_delay
+        self._acker.set_visibility(queue_url=held.queue_url, entry=_entry(held, visibility=delay))
+        return True
+
     def hold(self, held: Held, seconds: int) -> bool:
         """Hide a message that is not due yet (not a failure, not a retry)."""
         if not self._settle(held):

@@ -280,7 +280,10 @@ class WorkerPool:
                 if not name
                 else f"task {name!r} is not handled by this processor",
             )
-            self._outcomes.retry(held)
+            if name:
+                self._outcomes.unroutable(held)  # a newer revision may run it: wait longer
+            else:
+                self._outcomes.retry(held)  # no revision ever routes it
             return None
         return task
 

@@ -4,6 +4,7 @@ dead-lettering, visibility extension, and messages this processor cannot handle.
 from __future__ import annotations
 
 import json
+import time
 
 import sampleapp
 from harness import processor_config, wait_for
@@ -120,7 +121,14 @@ def test_unroutable_and_malformed_messages_are_never_deleted_silently(
 ):
     work = queues.create("work", max_receive_count=2)
     queues.create("other")
-    processor = start_processor(processor_config(endpoint=sqs_endpoint, prefix=prefix))
+    settings = {"pollInterval": 1, "messageVisibilityTimeout": 10, "retryBackoffInitial": 0}
+    processor = start_processor(
+        processor_config(
+            endpoint=sqs_endpoint,
+            prefix=prefix,
+            queues={"work": {**settings, "unknownTaskDelay": 0}, "other": settings},
+        )
+    )
     sqs = queues.sqs
 
     def send(body: str, job: str | None) -> str:
@@ -165,3 +173,37 @@ def test_a_processor_handles_only_its_assigned_queues(
     wait_for(lambda: records.ids("done") == ["other-1"])
     assert queues.counts("work") == (1, 0)
     assert ProcessorConfig.model_validate(config).tasks == ["other:job"]
+
+
+def test_a_task_added_by_a_rollout_waits_out_the_old_pods_instead_of_dead_lettering(
+    sqs_endpoint, prefix, queues, records, start_processor
+):
+    """An old pod receives a message of a task it does not run yet: hidden for the queue's
+    unknownTaskDelay (longer than a failure's retry), so few receives count towards the
+    dead-letter queue while the old pods run; the new revision then runs it."""
+    queues.create("work", max_receive_count=3)
+    queues.create("other")
+    settings = {"pollInterval": 1, "messageVisibilityTimeout": 10, "retryBackoffInitial": 0}
+    old = start_processor(
+        processor_config(
+            endpoint=sqs_endpoint,
+            prefix=prefix,
+            app="sampleapp:previous_release",
+            queues={"work": {**settings, "unknownTaskDelay": 4}, "other": settings},
+        )
+    )
+    make_producer(sqs_endpoint, prefix).enqueue(
+        sampleapp.provider["record_async:job"], {"id": "new"}
+    )
+    wait_for(lambda: old.snapshot()["unroutable"] == 1, timeout=20)
+    # With the failure backoff (0 s) it would be received again at once, and dead-lettered
+    # after 3 receives; hidden for unknownTaskDelay, it is still in flight 2 s later.
+    time.sleep(2)
+    assert old.snapshot()["unroutable"] == 1
+    assert queues.counts("work") == (0, 1)
+    old.stop()
+    start_processor(processor_config(endpoint=sqs_endpoint, prefix=prefix, queues={
+        "work": settings, "other": settings,
+    }))  # fmt: skip
+    wait_for(lambda: records.ids("done") == ["new"], timeout=30)
+    assert queues.drain("work-dlq", wait=0.3) == []
