@@ -12,6 +12,8 @@ import base64
 import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -98,13 +100,8 @@ def _refused(what: str, *, reason: str = "ApplyFailed") -> Iterator[None]:
             temporary=_temporary(error.status),
         ) from None
     except ResourceNotFoundError as error:
-        keda = (
-            " (autoscaling.queueLength needs KEDA installed in the cluster)"
-            if "ScaledObject" in what or "TriggerAuthentication" in what
-            else ""
-        )
         raise WorkloadError(
-            f"the API server does not serve the kind of {what}{keda}: {error}",
+            f"the API server does not serve the kind of {what}: {error}",
             reason=reason,
             temporary=True,
             delay=60,
@@ -192,20 +189,46 @@ def _manages_replicas(live: Mapping[str, Any], field_manager: str) -> bool:
 
 
 class Workloads:
+    #: Seconds an answer to "is KEDA installed?" is kept: KEDA installed later is seen then.
+    SERVED_TTL = 60.0
+
     def __init__(self, api_client: kubernetes.client.ApiClient, *, field_manager: str) -> None:
         self._api = api_client
         self._dynamic = DynamicClient(api_client)
         self._field_manager = field_manager
+        self._served: dict[str, tuple[bool, float]] = {}
+        self._served_lock = threading.Lock()
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=api_version, kind=kind)
 
     def _serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves an optional API group (KEDA's), asked with one list
+        of its API groups and remembered for SERVED_TTL. Never through the dynamic
+        client: a kind it does not find makes it drop and rebuild its discovery cache, which
+        races with the other reconcile threads reading it (KeyError: 'resources')."""
+        now = time.monotonic()
+        with self._served_lock:
+            known = self._served.get(api_version)
+        if known is not None and now - known[1] < self.SERVED_TTL:
+            return known[0]
         try:
-            self._resource(api_version, kind)
-        except ResourceNotFoundError:
-            return False
-        return True
+            groups = kubernetes.client.ApisApi(self._api).get_api_versions(_request_timeout=10)
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise WorkloadError(
+                f"the API server did not say whether it serves {kind}: {error}",
+                reason="KubernetesUnavailable",
+                temporary=True,
+                delay=10,
+            ) from None
+        served = any(
+            version.group_version == api_version
+            for group in groups.groups or []
+            for version in group.versions or []
+        )
+        with self._served_lock:
+            self._served[api_version] = (served, now)
+        return served
 
     def _selector(self, resource: TaskQueue) -> str:
         return (
@@ -253,6 +276,16 @@ class Workloads:
             if index == 1 and after_first is not None:
                 after_first()
             kind, name = obj["kind"], obj["metadata"]["name"]
+            if (obj["apiVersion"], kind) in KEDA_KINDS and not self._serves(
+                obj["apiVersion"], kind
+            ):
+                raise WorkloadError(
+                    f"the API server does not serve {kind} ({obj['apiVersion']}): "
+                    "autoscaling.queueLength needs KEDA installed in the cluster",
+                    reason="KedaMissing",
+                    temporary=True,
+                    delay=60,
+                )
             # `known`: live objects just listed by the caller (one list, not a read each).
             live = (known or {}).get((kind, name)) or self._live(resource, obj)
             if live is not None and controller_uid(live) != resource.metadata.uid:
