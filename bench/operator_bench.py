@@ -56,6 +56,64 @@ def ready_names(plane: ControlPlane, namespace: str) -> set[str]:
     }
 
 
+#: TaskQueue counts of the scale table (issue #21): one queue with a dead-letter queue each.
+SCALE_COUNTS = (200, 1000, 5000)
+
+
+def scale_benchmark(
+    count: int, *, endpoint: str, log: Callable[[str], None], idle_seconds: float = 60
+) -> dict[str, Any]:
+    """`count` TaskQueues applied at once on a fresh control plane and operator (default
+    intervals: drift 180 s, status 30 s): seconds until all are Ready, then the operator's
+    CPU, RSS and SQS calls per minute while nothing changes."""
+    from bench.countproxy import CountingProxy
+
+    proxy = CountingProxy(int(endpoint.rsplit(":", 1)[1]))
+    plane = ControlPlane(required=CONTROL_PLANE)
+    plane.start()
+    operator = None
+    try:
+        plane.kubectl_run("apply", "--server-side", "-f", str(CRD_PATH))
+        plane.kubectl_run("wait", "--for=condition=Established", "crd/taskqueues.taskqueue.dev")
+        operator = OperatorProcess(
+            plane, Path(tempfile.mkdtemp()), webhook_enabled="false", log_format="text",
+            drift_interval=180, status_interval=30, queue_drift_interval=900,
+        )  # fmt: skip
+        operator.wait_ready(timeout=120)
+        plane.kubectl_run("create", "namespace", "scale")
+        documents = [manifest(f"s{i}", "scale", proxy.endpoint) for i in range(count)]
+        log(f"operator: {count} TaskQueues at once")
+        started = time.monotonic()
+        for first in range(0, count, 500):
+            plane.kubectl_run(
+                "apply", "-f", "-",
+                input="\n---\n".join(json.dumps(d) for d in documents[first : first + 500]),
+            )  # fmt: skip
+        while len(ready_names(plane, "scale")) < count:
+            if time.monotonic() - started > 1800:
+                raise RuntimeError(f"{count} TaskQueues not Ready in 30 min")
+            time.sleep(2)
+        ready_seconds = time.monotonic() - started
+        process = psutil.Process(operator.process.pid)
+        time.sleep(10)
+        proxy.reset()
+        cpu_before, wall_before = sum(process.cpu_times()[:2]), time.monotonic()
+        time.sleep(idle_seconds)
+        wall = time.monotonic() - wall_before
+        return {
+            "count": count,
+            "ready_seconds": ready_seconds,
+            "idle_cpu_percent": (sum(process.cpu_times()[:2]) - cpu_before) / wall * 100,
+            "rss_mb": process.memory_info().rss / 2**20,
+            "sqs_calls_per_minute": proxy.total() / wall * 60,
+        }
+    finally:
+        if operator is not None:
+            operator.stop()
+        plane.stop()
+        proxy.close()
+
+
 def operator_benchmarks(
     *, endpoint: str, quick: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -116,7 +174,12 @@ def operator_benchmarks(
         if operator is not None:
             operator.stop()
         plane.stop()
+    scale = [
+        scale_benchmark(count, endpoint=endpoint, log=log, idle_seconds=10 if quick else 60)
+        for count in ((20,) if quick else SCALE_COUNTS)
+    ]
     return {
+        "scale": scale,
         "apply_runs": runs,
         "apply_ready_p50": statistics.median(durations),
         "apply_ready_p90": durations[int(len(durations) * 0.9) - 1]

@@ -236,6 +236,21 @@ def write_results(
             f"- {operator['bulk']} TaskQueues created at once, all Ready after {operator['bulk_seconds']:.1f} s",
             f"- operator while idle with {operator['bulk']} TaskQueues: RSS {operator['idle_rss_mb']:.0f} MB, CPU {operator['idle_cpu_percent']:.1f} % of one core (timers included)",
         ]
+        if operator.get("scale"):
+            lines += [
+                "",
+                "### At scale (fresh control plane and operator per row; default intervals: "
+                "drift 180 s, queue drift 900 s, status 30 s; one queue with a DLQ each)",
+                "",
+                "| TaskQueues | applied → all Ready | operator RSS | operator CPU while idle "
+                "| SQS calls/min while idle |",
+                "|---:|---:|---:|---:|---:|",
+                *(
+                    f"| {row['count']:,} | {row['ready_seconds']:.0f} s | {row['rss_mb']:.0f} MB "
+                    f"| {row['idle_cpu_percent']:.1f} % | {row['sqs_calls_per_minute']:,.0f} |"
+                    for row in operator["scale"]
+                ),
+            ]
     ratio = tq["messages_per_second"] / limit["messages_per_second"]
     lines += [
         "",

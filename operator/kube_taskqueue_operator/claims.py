@@ -138,8 +138,15 @@ class ClaimIndex:
                 self._complete.set()
 
     def upsert(self, body: Mapping[str, Any]) -> None:
-        claimant = self._claimant(body)
         key = _key(body)
+        with self._lock:
+            known = self._claimants.get(key)
+            if known is not None and _same_spec(known.body, body):
+                # A status write (most events): the claims are those already parsed.
+                self._seen[key] = _uid(body)
+                self._changed.notify_all()
+                return
+        claimant = self._claimant(body)
         with self._lock:
             self._drop(key)
             if claimant is not None:
@@ -249,6 +256,16 @@ class ClaimIndex:
                 holders.discard(key)
                 if not holders:
                     del self._by_queue[queue]
+
+
+def _same_spec(known: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """The same object at the same generation (the API server bumps it on every spec change)."""
+    old, new = known.get("metadata", {}), body.get("metadata", {})
+    return (
+        old.get("uid") == new.get("uid")
+        and old.get("generation") is not None
+        and old.get("generation") == new.get("generation")
+    )
 
 
 def _senior(candidate: Rank | None, than: Rank | None) -> bool:

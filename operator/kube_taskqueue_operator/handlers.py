@@ -115,9 +115,13 @@ def register(
             if problems:
                 raise kopf.AdmissionError("; ".join(problems), code=422)
 
-    @kopf.on.create(*RESOURCE, registry=registry, id="reconcile")
-    @kopf.on.update(*RESOURCE, registry=registry, id="reconcile")
-    @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")
+    # A shard reconciles only the TaskQueues its selector matches; the webhook above admits
+    # every TaskQueue (any shard's pod may get the review, and all know every claim).
+    shard = operator.shard_labels
+
+    @kopf.on.create(*RESOURCE, registry=registry, id="reconcile", labels=shard)
+    @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", labels=shard)
+    @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile", labels=shard)
     def reconcile(body: kopf.Body, **_: Any) -> None:
         _reconcile(reconciler, workloads, claims, body, limiter=limiter, metrics=gauges)
 
@@ -125,24 +129,28 @@ def register(
         *RESOURCE,
         registry=registry,
         id="drift",
+        labels=shard,
         interval=operator.drift_interval,
         initial_delay=operator.drift_interval,
         idle=operator.drift_interval / 2,
     )
     def drift(body: kopf.Body, **_: Any) -> None:
-        _reconcile(reconciler, workloads, claims, body, limiter=limiter, metrics=gauges)
+        _reconcile(
+            reconciler, workloads, claims, body, limiter=limiter, metrics=gauges, routine=True
+        )
 
     @kopf.timer(
         *RESOURCE,
         registry=registry,
         id="status",
+        labels=shard,
         interval=operator.status_interval,
         initial_delay=operator.status_interval,
     )
     def refresh_status(body: kopf.Body, **_: Any) -> None:
         _refresh(reconciler, workloads, body, metrics=gauges)
 
-    @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
+    @kopf.on.delete(*RESOURCE, registry=registry, id="finalize", labels=shard)
     def finalize(body: kopf.Body, **_: Any) -> None:
         try:
             reconciler.finalize(_document(body), emit=_emitter(body))
@@ -254,6 +262,7 @@ def _reconcile(
     *,
     limiter: WarningLimiter,
     metrics: OperatorMetrics,
+    routine: bool = False,
 ) -> None:
     if not claims.wait_complete(INDEX_WAIT_SECONDS) or not claims.wait_seen(
         _document(body), INDEX_WAIT_SECONDS
@@ -262,18 +271,21 @@ def _reconcile(
     # Only the senior claimants of its queues: a junior clash never invalidates the owner;
     # the junior sees the owner here and turns Invalid.
     peers = [dict(peer) for peer in claims.senior_peers(_document(body))]
-    outcome = reconciler.reconcile(_document(body), peers=peers, emit=_emitter(body, limiter))
+    outcome = reconciler.reconcile(
+        _document(body), peers=peers, emit=_emitter(body, limiter), routine=routine
+    )
     if not outcome.status:
         return  # an older generation than already reconciled (the drift timer racing an edit)
     reconciler.failpoints.hit(failpoints.BEFORE_STATUS)
-    try:
-        workloads.patch_status(
-            namespace=body.metadata.namespace or "default",
-            name=body.metadata.name or "",
-            status=outcome.status,
-        )
-    except WorkloadError as error:
-        raise kopf.TemporaryError(str(error), delay=error.delay) from None
+    if not _unchanged(body.get("status", {}), outcome.status):
+        try:
+            workloads.patch_status(
+                namespace=body.metadata.namespace or "default",
+                name=body.metadata.name or "",
+                status=outcome.status,
+            )
+        except WorkloadError as error:
+            raise kopf.TemporaryError(str(error), delay=error.delay) from None
     metrics.observe(body.metadata.namespace or "default", body.metadata.name or "", outcome.status)
     if outcome.retry_after is None and not outcome.invalid:
         limiter.forget(str(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"))
@@ -293,7 +305,10 @@ def _refresh(
     namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     try:
         status = reconciler.refresh(_document(body))
-        workloads.patch_status(namespace=namespace, name=name, status=status)
+        # Written only when something changed: an idle TaskQueue's refresh then costs no
+        # write, and no watch event for kopf and the claim index to process.
+        if not _unchanged(body.get("status", {}), status):
+            workloads.patch_status(namespace=namespace, name=name, status=status)
         metrics.observe(namespace, name, status)
     except InvalidDocument:
         # A body this operator cannot parse (say, a field of a newer CRD): the reconcile
@@ -301,6 +316,11 @@ def _refresh(
         return
     except WorkloadError as error:
         log.warning("status of %s not refreshed: %s", body.metadata.name, error)
+
+
+def _unchanged(current: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+    """Whether merge-patching `update` into `current` would change nothing."""
+    return all(current.get(key) == value for key, value in update.items())
 
 
 def _document(body: kopf.Body) -> dict[str, Any]:

@@ -204,14 +204,15 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
         defaults=settings.sqs_defaults,
         failpoints=Failpoints(settings.failpoint),
         policies=policies,
+        queue_drift_interval=settings.queue_drift_interval,
     )
     claims = ClaimIndex(
         resolve=reconciler.resolve,
-        scopes=settings.namespaces or [None],
+        scopes=settings.claim_scopes or [None],
         permitted=reconciler.permitted,
     )
     watcher = ClaimWatcher(
-        api, claims, namespaces=settings.namespaces, initial_delay=settings.claims_initial_delay
+        api, claims, namespaces=settings.claim_scopes, initial_delay=settings.claims_initial_delay
     )
     started = threading.Event()
     metrics = OperatorMetrics()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -53,6 +54,18 @@ Event = tuple[str, str, str]
 Emit = Callable[[str, str, str], None]
 
 
+#: Seconds between checks of a settled TaskQueue's queue attributes by the drift timer.
+QUEUE_DRIFT_SECONDS = 900.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Settled:
+    generation: int
+    checked: float
+    """time.monotonic() of the last check of the queues in SQS."""
+    states: list[QueueState]
+
+
 @dataclasses.dataclass(kw_only=True)
 class Outcome:
     status: dict[str, Any]
@@ -71,6 +84,7 @@ class Reconciler:
         failpoints: Failpoints | None = None,
         delete_attempts: int = DELETE_ATTEMPTS,
         policies: PolicyIndex | None = None,
+        queue_drift_interval: float = QUEUE_DRIFT_SECONDS,
     ) -> None:
         self._workloads = workloads
         self._clients = clients
@@ -83,6 +97,9 @@ class Reconciler:
         self._lock = threading.Lock()
         self._object_locks: dict[str, threading.Lock] = {}
         self._generations: dict[str, int] = {}
+        self._queue_drift_interval = queue_drift_interval
+        self._settled: dict[str, _Settled] = {}
+        """Per TaskQueue uid: the last reconcile that put everything in place."""
 
     def resolve(self, body: Mapping[str, Any]) -> TaskQueue:
         """Parse a TaskQueue body and fill in the operator's defaults."""
@@ -98,7 +115,12 @@ class Reconciler:
         return not self.policies.tenancy().problems(resource)
 
     def reconcile(
-        self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]], emit: Emit
+        self,
+        body: Mapping[str, Any],
+        *,
+        peers: Iterable[Mapping[str, Any]],
+        emit: Emit,
+        routine: bool = False,
     ) -> Outcome:
         """One reconcile at a time per TaskQueue (kopf runs the drift timer and the change
         handlers of one object concurrently), and never one of an older generation than
@@ -114,13 +136,18 @@ class Reconciler:
             if isinstance(generation, int) and generation < seen:
                 log.debug("skipped a reconcile of generation %s (%s done)", generation, seen)
                 return Outcome(status={})
-            outcome = self._reconcile(body, peers=peers, emit=emit)
+            outcome = self._reconcile(body, peers=peers, emit=emit, routine=routine)
             if isinstance(generation, int):
                 self._generations[key] = max(seen, generation)
             return outcome
 
     def _reconcile(
-        self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]], emit: Emit
+        self,
+        body: Mapping[str, Any],
+        *,
+        peers: Iterable[Mapping[str, Any]],
+        emit: Emit,
+        routine: bool,
     ) -> Outcome:
         generation = body.get("metadata", {}).get("generation")
         current = body.get("status", {}).get("conditions", [])
@@ -179,16 +206,28 @@ class Reconciler:
             "queueCount": len(resource.spec.queues),
             "processorCount": len(resource.spec.processors),
         }
+        uid = str(resource.metadata.uid or resource.key)
+        settled = self._settled.get(uid) if routine else None
+        # A drift check of a settled spec: the Kubernetes objects are compared (and repaired),
+        # the queues' attributes only every queue_drift_interval (each check costs several SQS
+        # calls per queue), and nothing can be left to prune (that follows a spec change).
+        fresh = settled is None or (
+            settled.generation != generation
+            or time.monotonic() - settled.checked >= self._queue_drift_interval
+        )
+        self._settled.pop(uid, None)
         try:
-            states = self.ensure_queues(resource)
+            states = self.ensure_queues(resource) if fresh else list(settled.states)  # type: ignore[union-attr]
+            checked = time.monotonic() if fresh else settled.checked  # type: ignore[union-attr]
             self.failpoints.hit(failpoints.AFTER_QUEUES)
             objects = render(resource, queue_urls={state.queue: state.url for state in states})
             changes = [change for state in states for change in state.changes]
             applied, waiting = self._apply(resource, objects)
             changes += applied
-            changes += self._workloads.prune(
-                resource, objects, spare={move.losing for move in waiting}
-            )
+            if fresh or waiting:
+                changes += self._workloads.prune(
+                    resource, objects, spare={move.losing for move in waiting}
+                )
             leaving, retired = self._retire(resource, states, body.get("status") or {})
             changes += retired
             processors = self._workloads.processor_replicas(resource)
@@ -213,7 +252,7 @@ class Reconciler:
                 retry_after=HANDOVER_RECHECK_SECONDS,
                 status={
                     **base,
-                    "queues": [self._queue_status(resource, state) for state in states],
+                    "queues": self._queue_statuses(resource, states, body.get("status") or {}),
                     "leavingQueues": leaving,
                     "processors": processors,
                     "conditions": conditions.merge(
@@ -221,6 +260,8 @@ class Reconciler:
                     ),
                 },
             )
+        if isinstance(generation, int):
+            self._settled[uid] = _Settled(generation=generation, checked=checked, states=states)
         message = f"{len(states)} queues, {len(processors)} processors in place"
         if leaving:
             message += (
@@ -232,7 +273,7 @@ class Reconciler:
         return Outcome(
             status={
                 **base,
-                "queues": [self._queue_status(resource, state) for state in states],
+                "queues": self._queue_statuses(resource, states, body.get("status") or {}),
                 "leavingQueues": leaving,
                 "processors": processors,
                 "conditions": conditions.merge(current, _healthy(message, generation=generation)),
@@ -322,6 +363,7 @@ class Reconciler:
             "processors": self._workloads.processor_replicas(resource),
         }
         if missing:
+            self._settled.pop(str(resource.metadata.uid or resource.key), None)
             message = (
                 f"{'; '.join(missing)}: deleted outside the operator; the next drift check "
                 "re-creates it"
@@ -513,6 +555,20 @@ class Reconciler:
             except InvalidDocument:
                 continue  # an invalid peer claims nothing
         return resolved
+
+    def _queue_statuses(
+        self, resource: TaskQueue, states: list[QueueState], status: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The queues' entries, with the depths the status timer last read for the same URL
+        kept (so a drift check that changes nothing writes nothing)."""
+        known = {str(e.get("url")): e for e in status.get("queues") or [] if e.get("url")}
+        entries = []
+        for state in states:
+            entry = self._queue_status(resource, state)
+            previous = known.get(state.url, {})
+            entry.update({k: v for k, v in previous.items() if k.startswith("approximate")})
+            entries.append(entry)
+        return entries
 
     @staticmethod
     def _queue_status(resource: TaskQueue, state: QueueState) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -25,6 +26,16 @@ class OperatorSettings(pydantic.BaseModel):
     namespaces: list[str] = []
     """Namespaces to watch; empty watches the whole cluster."""
 
+    shard_selector: str | None = None
+    """Labels (`key=value,key=value`) of the TaskQueues this operator reconciles: one shard of
+    several operator Deployments, each with a disjoint selector or namespace set. Admission and
+    the queue-claim index still cover every TaskQueue (see claims_cluster_wide)."""
+
+    claims_cluster_wide: bool = False
+    """Keep the queue-claim index of every namespace even when `namespaces` lists only some:
+    shards by namespace set then still refuse a queue claimed in another shard's namespace
+    (needs cluster-wide list/watch of TaskQueues)."""
+
     default_region: str | None = None
     """Region of TaskQueues that set none (per environment)."""
     default_endpoint: str | None = None
@@ -39,6 +50,11 @@ class OperatorSettings(pydantic.BaseModel):
     drift_interval: Annotated[float, Field(gt=0)] = 180
     """Seconds between full re-checks of queues and workloads (repairs out-of-band changes).
     A few minutes: each check costs a handful of SQS and API calls per TaskQueue."""
+
+    queue_drift_interval: Annotated[float, Field(gt=0)] = 900
+    """Seconds between the drift timer's checks of a settled TaskQueue's queues in SQS
+    (attributes, tags, redrive: several calls per queue); the Kubernetes objects are compared
+    at every drift check. A spec change always checks both at once."""
 
     status_interval: Annotated[float, Field(gt=0)] = 30
     """Seconds between refreshes of queue depths and replica counts in status."""
@@ -138,6 +154,23 @@ class OperatorSettings(pydantic.BaseModel):
                 )
         return self
 
+    @pydantic.field_validator("shard_selector")
+    @classmethod
+    def _equality_selector(cls, value: str | None) -> str | None:
+        if value:
+            _labels(value)
+        return value
+
+    @property
+    def shard_labels(self) -> dict[str, str] | None:
+        """The shard selector as kopf's label filter (None: every TaskQueue)."""
+        return _labels(self.shard_selector) if self.shard_selector else None
+
+    @property
+    def claim_scopes(self) -> list[str]:
+        """Namespaces the claim index lists (empty: the whole cluster)."""
+        return [] if self.claims_cluster_wide else list(self.namespaces)
+
     @property
     def webhook_hosts(self) -> tuple[str, ...]:
         """Names the webhook certificate must cover."""
@@ -156,6 +189,23 @@ class OperatorSettings(pydantic.BaseModel):
             endpoint=self.default_endpoint,
             queue_prefix=self.default_queue_prefix,
         )
+
+
+_LABEL = re.compile(r"([A-Za-z0-9._/-]+)=([A-Za-z0-9._-]*)")
+
+
+def _labels(selector: str) -> dict[str, str]:
+    """`key=value,key=value` as a dict; ValueError naming the part that is not one."""
+    labels: dict[str, str] = {}
+    for part in (p.strip() for p in selector.split(",")):
+        match = _LABEL.fullmatch(part)
+        if match is None:
+            raise ValueError(
+                f"{part!r} is not key=value: a shard selector is equality labels, e.g. "
+                "taskqueue.dev/shard=a"
+            )
+        labels[match[1]] = match[2]
+    return labels
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> OperatorSettings:

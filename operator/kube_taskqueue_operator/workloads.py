@@ -115,6 +115,23 @@ def _refused(what: str, *, reason: str = "ApplyFailed") -> Iterator[None]:
         ) from None
 
 
+def holds(live: Any, rendered: Any) -> bool:
+    """Whether the live object already has every field of the rendered one, with its value
+    (the server adds defaults and status, so extra live fields are fine). A value the server
+    spells otherwise counts as a difference: the object is then applied, as always."""
+    if isinstance(rendered, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live and holds(live[key], value) for key, value in rendered.items()
+        )
+    if isinstance(rendered, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(rendered)
+            and all(holds(a, b) for a, b in zip(live, rendered, strict=True))
+        )
+    return bool(live == rendered)
+
+
 def controller_uid(obj: Any) -> str | None:
     """The uid of an object's controller owner reference (None without one)."""
     metadata = obj.get("metadata") or {}
@@ -294,13 +311,17 @@ class Workloads:
                     reason="NameConflict",
                     temporary=False,
                 )
-            if (
+            handoff = (
                 live is not None
                 and kind == "Deployment"
                 and "replicas" not in obj.get("spec", {})
                 and live.get("spec", {}).get("replicas") is not None
                 and _manages_replicas(live, self._field_manager)
-            ):
+            )
+            if live is not None and not handoff and holds(live, obj):
+                continue  # already as rendered: no write (the common case of a drift check)
+            if handoff:
+                assert live is not None
                 self._hand_off_replicas(resource, obj, int(live["spec"]["replicas"]))
             try:
                 with _refused(f"{kind} {name}"):

@@ -151,7 +151,7 @@ def test_environment_values_reach_the_operator(control_plane):
         "eu-west-1",
         "prod-",
     )
-    assert env["TASKQUEUE_PEERING"] == "kube-taskqueue-operator"
+    assert env["TASKQUEUE_PEERING"] == "t-kube-taskqueue-operator"  # the release's own
     [account] = [o for o in objects if o["kind"] == "ServiceAccount"]
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
         ":role/kube-taskqueue-operator"
@@ -478,3 +478,35 @@ def test_alerts_and_dashboard_use_only_metrics_that_exist(control_plane):
     # Off by default: nothing that needs the Prometheus Operator's CRDs.
     default = template(control_plane)
     assert not [o for o in default if o["kind"] in ("PrometheusRule", "PodMonitor")]
+
+
+def test_a_shard_release_passes_its_selector_and_reads_every_claim(control_plane):
+    objects = template(
+        control_plane,
+        "--set", "shard.selector=taskqueue.dev/shard=a",
+        "--set", "shard.claimsClusterWide=true",
+        "--set", "watchNamespaces={team-a}",
+    )  # fmt: skip
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TASKQUEUE_SHARD_SELECTOR"] == "taskqueue.dev/shard=a"
+    assert env["TASKQUEUE_CLAIMS_CLUSTER_WIDE"] == "true"
+    from_environment({k: v for k, v in env.items() if v is not None})  # the operator takes it
+    [cluster] = [
+        o
+        for o in objects
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith("-cluster")
+    ]
+    assert {
+        "apiGroups": ["taskqueue.dev"],
+        "resources": ["taskqueues"],
+        "verbs": ["get", "list", "watch"],
+    } in cluster["rules"]
+    refused = helm(
+        control_plane, "template", "t", str(CHART), *IMAGE, "--set", "shard.selector=shard in (a)",
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "shard" in refused.stderr

@@ -53,6 +53,7 @@ class OperatorProcess:
             "TASKQUEUE_HEALTH_LISTEN": "127.0.0.1",
             "TASKQUEUE_DRIFT_INTERVAL": "3",
             "TASKQUEUE_STATUS_INTERVAL": "2",
+            "TASKQUEUE_QUEUE_DRIFT_INTERVAL": "3",
             "TASKQUEUE_SQS_CALL_TIMEOUT": "3",
             "TASKQUEUE_DEFAULT_POLICY": json.dumps(PERMISSIVE_POLICY),
         }

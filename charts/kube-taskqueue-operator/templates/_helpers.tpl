@@ -79,6 +79,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: ["taskqueue.dev"]
   resources: ["taskqueuepolicies"]
   verbs: ["get", "list", "watch"]
+{{- if and .Values.shard.claimsClusterWide .Values.watchNamespaces }}
+- apiGroups: ["taskqueue.dev"]
+  resources: ["taskqueues"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- if .Values.peering.enabled }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings", "clusterkopfpeerings"]
