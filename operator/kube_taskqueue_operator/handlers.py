@@ -49,7 +49,7 @@ def configure_kopf(
     settings.posting.level = logging.WARNING  # our own events say what was done
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    settings.execution.max_workers = 8
+    settings.execution.max_workers = operator.workers
     if operator.peering:
         settings.peering.name = operator.peering
         settings.peering.priority = operator.priority or 0  # main() draws one when unset

@@ -39,6 +39,10 @@ class NoCredentials(Exception):
     """Neither a service account nor a kubeconfig to reach the API server with."""
 
 
+#: Connections to the API server the reconcile threads share (settings.workers at most 256).
+API_CONNECTIONS = 64
+
+
 def _client() -> kubernetes.client.ApiClient:
     """Credentials as kopf's login looks for them: the pod's service account, else the
     kubeconfig (`KUBECONFIG`, else `~/.kube/config`)."""
@@ -49,7 +53,11 @@ def _client() -> kubernetes.client.ApiClient:
             kubernetes.config.load_kube_config()
         except (kubernetes.config.ConfigException, OSError, yaml.YAMLError) as kubeconfig:
             raise NoCredentials(_no_credentials(in_cluster, kubeconfig)) from None
-    return kubernetes.client.ApiClient()
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    # A connection per reconcile thread (the default pool is 5 per CPU: threads beyond it
+    # would open and drop connections).
+    configuration.connection_pool_maxsize = API_CONNECTIONS
+    return kubernetes.client.ApiClient(configuration)
 
 
 def _no_credentials(in_cluster: Exception, kubeconfig: Exception) -> str:
@@ -200,7 +208,10 @@ def serve(settings: OperatorSettings, *, verbose: bool = False) -> int:
     policy_watcher = PolicyWatcher(api, policies)
     reconciler = Reconciler(
         workloads=workloads,
-        clients=SqsClients(call_timeout=settings.sqs_call_timeout),
+        clients=SqsClients(
+            call_timeout=settings.sqs_call_timeout,
+            calls_per_endpoint=settings.sqs_calls_per_endpoint,
+        ),
         defaults=settings.sqs_defaults,
         failpoints=Failpoints(settings.failpoint),
         policies=policies,

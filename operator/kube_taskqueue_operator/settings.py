@@ -59,10 +59,20 @@ class OperatorSettings(pydantic.BaseModel):
     status_interval: Annotated[float, Field(gt=0)] = 30
     """Seconds between refreshes of queue depths and replica counts in status."""
 
+    workers: Annotated[int, Field(ge=1, le=256)] = 32
+    """Threads that run reconciles and status refreshes (kopf's executor). They mostly wait
+    on SQS and the API server, so more threads keep the status timer's interval with
+    thousands of TaskQueues."""
+
     field_manager: str = "kube-taskqueue-operator"
     """Server-side apply field manager, so our fields are ours alone."""
 
     sqs_call_timeout: Annotated[float, Field(gt=0)] = 10
+
+    sqs_calls_per_endpoint: Annotated[int, Field(ge=1, le=256)] = 16
+    """SQS calls in flight at once per endpoint: the most threads a hanging endpoint can hold
+    (each call is also bounded by its deadline), and the status timer's parallelism (all
+    TaskQueues on AWS share one endpoint per region)."""
 
     webhook_enabled: bool = True
     webhook_host: str | None = None

@@ -4,6 +4,7 @@ TaskQueues, while the queue-claim check still sees every TaskQueue, across shard
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from harness import wait_for
@@ -38,6 +39,7 @@ def test_each_shard_reconciles_its_own_and_clashes_are_seen_across_shards(
     assert create(a1).returncode == 0
     b1 = labelled(make_manifest("b1"), "b", f"{prefix}b-")
     assert create(b1).returncode == 0
+    time.sleep(1.1)  # creationTimestamp counts whole seconds: a1 is the senior claimant
     clash = labelled(make_manifest("b2"), "b", f"{prefix}a-")  # a1's queues
     assert create(clash).returncode == 0
 
