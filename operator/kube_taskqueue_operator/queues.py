@@ -446,6 +446,7 @@ class SqsClients:
         self._clock = clock
         self._session = botocore.session.get_session()
         self._slots = _EndpointSlots(calls_per_endpoint)
+        self._calls_per_endpoint = calls_per_endpoint
         self._clients: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
         self._by_source: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -507,6 +508,8 @@ class SqsClients:
                 connect_timeout=self._timeout,
                 read_timeout=self._timeout,
                 retries={"mode": "standard", "max_attempts": 2},
+                # As many connections as calls may be in flight (botocore keeps 10).
+                max_pool_connections=max(self._calls_per_endpoint, 10),
             ),
         )
 
