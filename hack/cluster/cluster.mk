@@ -18,6 +18,7 @@ cluster-packages:
 
 cluster-build: cluster-packages
 	@hack/envtest/build.sh $(NODE_COMPONENTS)
+	@hack/keda/build.sh
 
 cluster-images: cluster-build $(STAMP)
 	hack/cluster/images.sh $(CLUSTER_IMAGES)

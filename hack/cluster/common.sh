@@ -10,6 +10,13 @@ POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/24
 KUBERNETES_SERVICE_IP=10.96.0.1
 SQS_PORT=5000
+# KEDA (hack/keda/build.sh) as node processes: the metrics adapter serves the aggregated
+# external.metrics.k8s.io API on the node IP; the operator's gRPC metrics service (which the
+# adapter asks), its metrics and health probes listen on the namespace's loopback.
+KEDA_NAMESPACE=keda
+KEDA_ADAPTER_PORT=6444
+KEDA_GRPC_ADDRESS=127.0.0.1:9666
+KEDA_OPERATOR_PROBE_ADDRESS=127.0.0.1:18081
 CONTAINERD_SOCK="$DIR/run/containerd.sock"
 
 # The sysctls the kubelet sets machine-wide on every start (they are not per namespace):

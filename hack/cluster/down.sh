@@ -36,7 +36,7 @@ if alive kube-apiserver && alive kubelet && [[ -x $assets/kubectl ]]; then
 fi
 
 # 2. Node components, then the containers containerd still runs, then the control plane.
-stop kube-proxy kubelet kube-scheduler kube-controller-manager coredns sqs
+stop keda-operator keda-adapter kube-proxy kubelet kube-scheduler kube-controller-manager coredns sqs
 if alive containerd; then
   ctr=(ctr -a "$CONTAINERD_SOCK" -n k8s.io)
   for task in $("${ctr[@]}" tasks ls -q 2>/dev/null); do

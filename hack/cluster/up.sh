@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Brings up a one-node Kubernetes cluster for the end-to-end tests (tests/cluster/), entirely
 # inside a network namespace of its own: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, containerd, kubelet, kube-proxy and an SQS server (moto) all run with
-# `nsenter --net`, the pods sit on a bridge inside that namespace, and nothing listens on or
-# talks to an address of the host's namespace. Reach the cluster from the host with
+# kube-scheduler, containerd, kubelet, kube-proxy, CoreDNS, an SQS server (moto) and KEDA's
+# operator and metrics adapter all run with `nsenter --net`, the pods sit on a bridge inside
+# that namespace, and nothing listens on or talks to an address of the host's namespace.
+# Reach the cluster from the host with
 # `nsenter --net=/run/netns/$NETNS kubectl --kubeconfig $DIR/kubeconfig ...` (see env.sh).
 #
-#   node IP 10.200.0.1 (a veth inside the namespace)  API server :6443, SQS :5000, kubelet :10250
+#   node IP 10.200.0.1 (a veth inside the namespace)  API server :6443, SQS :5000, kubelet :10250,
+#                                                      KEDA's metrics adapter :6444 (aggregated API)
 #   pods    10.244.0.0/24 on cni0 (bridge CNI)         Services 10.96.0.0/24 (kube-proxy, iptables)
 #
 # Usage: up.sh [IMAGE_ARCHIVE...]    OCI archives to import into containerd (hack/cluster/images.sh)
 # Environment: TASKQUEUE_CLUSTER_DIR (state, default /tmp/taskqueue-cluster), TASKQUEUE_NETNS
-# (default taskqueue), KUBEBUILDER_ASSETS (binaries; default: hack/envtest/build.sh's cache).
+# (default taskqueue), KUBEBUILDER_ASSETS (binaries; default: hack/envtest/build.sh's cache),
+# TASKQUEUE_KEDA_DIR (KEDA's binaries and manifests; default: hack/keda/build.sh's cache).
 # Needs root (namespaces, cgroups, mounts) and Debian's containerd, runc,
 # containernetworking-plugins and iptables (hack/cluster/install-packages.sh).
 # A failure anywhere runs down.sh, so a half-started node leaves nothing behind; so does down.sh
@@ -60,6 +63,8 @@ trap 'status=$?; if [[ $status -ne 0 ]]; then log "failed (exit $status): tearin
 
 assets="${KUBEBUILDER_ASSETS:-$("$repo/hack/envtest/build.sh" etcd kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy pause coredns | tail -n 1)}"
 echo "$assets" >"$DIR/assets"
+# KEDA's operator and metrics adapter (built once per version; waits for a build under way).
+keda="${TASKQUEUE_KEDA_DIR:-$("$repo/hack/keda/build.sh" | tail -n 1)}"
 started=$SECONDS
 
 # -- what the kubelet changes globally, recorded before it starts (down.sh restores it) -----
@@ -100,6 +105,15 @@ issue apiserver /CN=kube-apiserver \
 # The API server's client certificate for the kubelet (logs, exec): system:masters passes
 # the kubelet's webhook authorization.
 issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+# The aggregation layer: the API server proxies external.metrics.k8s.io to KEDA's metrics
+# adapter with this client certificate and the user in X-Remote-* headers, which the adapter
+# trusts for this CA and name only (the requestheader flags below, published to it in
+# kube-system/extension-apiserver-authentication).
+issue front-proxy-client /CN=front-proxy-client
+# KEDA: the adapter's serving certificate (the API server checks it for the APIService's
+# Service name), also the operator's and adapter's mutual TLS on their gRPC metrics service.
+issue keda /CN=keda-operator \
+  "DNS:keda-metrics-apiserver.$KEDA_NAMESPACE.svc,DNS:keda-metrics-apiserver.$KEDA_NAMESPACE.svc.cluster.local,DNS:keda-operator.$KEDA_NAMESPACE.svc,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
 openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
 openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
@@ -158,6 +172,13 @@ spawn kube-apiserver "$assets/kube-apiserver" \
   --authorization-mode=Node,RBAC \
   --enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement \
   --enable-aggregator-routing=true \
+  --requestheader-client-ca-file="$pki/ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$pki/front-proxy-client.crt" \
+  --proxy-client-key-file="$pki/front-proxy-client.key" \
   --allow-privileged=true \
   --v=0
 wait_for "API server" 60 in_ns curl -sf --cacert "$pki/ca.crt" \
@@ -165,6 +186,8 @@ wait_for "API server" 60 in_ns curl -sf --cacert "$pki/ca.crt" \
 
 # nodeipam, service (cloud load balancers), route and cloud-node-lifecycle need a cloud or a
 # pod CIDR allocator; node-lifecycle stays: it lifts the not-ready taint of a Ready node.
+# The HorizontalPodAutoscalers (KEDA's) are evaluated every 5 s rather than 15 s, so that
+# tests/cluster/test_autoscaling.py's burst sees pods added within seconds.
 spawn kube-controller-manager "$assets/kube-controller-manager" \
   --kubeconfig="$DIR/etc/kcm.kubeconfig" \
   --authentication-kubeconfig="$DIR/etc/kcm.kubeconfig" \
@@ -176,6 +199,7 @@ spawn kube-controller-manager "$assets/kube-controller-manager" \
   --use-service-account-credentials=true \
   --leader-elect=false \
   --flex-volume-plugin-dir="$DIR/kcm-flexvolume" \
+  --horizontal-pod-autoscaler-sync-period=5s \
   --v=0
 spawn kube-scheduler "$assets/kube-scheduler" \
   --kubeconfig="$DIR/etc/scheduler.kubeconfig" \
@@ -328,6 +352,74 @@ spawn coredns "$assets/coredns" -conf "$DIR/etc/Corefile"
 # -- the SQS server the pods use, on the node IP ------------------------------------------
 spawn sqs "$repo/.venv/bin/moto_server" -H "$NODE_IP" -p "$SQS_PORT"
 
+# -- KEDA (queue-driven autoscaling): its CRDs, its own RBAC, the operator and the metrics
+# adapter as node processes under KEDA's ServiceAccount, the adapter behind an APIService ----
+# Server-side: the ScaledJob CRD is too large for client-side apply's last-applied annotation.
+kc apply --server-side --force-conflicts -f "$keda/config/keda.sh_scaledobjects.yaml" \
+  -f "$keda/config/keda.sh_scaledjobs.yaml" -f "$keda/config/keda.sh_triggerauthentications.yaml" \
+  -f "$keda/config/keda.sh_clustertriggerauthentications.yaml" \
+  -f "$keda/config/eventing.keda.sh_cloudeventsources.yaml" \
+  -f "$keda/config/eventing.keda.sh_clustercloudeventsources.yaml" >/dev/null
+kc create namespace "$KEDA_NAMESPACE" >/dev/null
+# KEDA's ServiceAccount, ClusterRole/Role and bindings as its release ships them (config/),
+# also the HPA controller's right to read external metrics (metrics-server-role*.yaml).
+kc apply -f "$keda/config/service-account.yaml" -f "$keda/config/operator-role.yaml" \
+  -f "$keda/config/operator-role-binding.yaml" -f "$keda/config/metrics-server-role.yaml" \
+  -f "$keda/config/metrics-server-role-binding.yaml" >/dev/null
+kc apply -f - >/dev/null <<EOF
+# No selector: the adapter is a node process, its one endpoint the node IP (the API server
+# routes to endpoints itself: --enable-aggregator-routing).
+apiVersion: v1
+kind: Service
+metadata: {name: keda-metrics-apiserver, namespace: $KEDA_NAMESPACE}
+spec: {ports: [{name: https, port: 443, targetPort: $KEDA_ADAPTER_PORT}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: keda-metrics-apiserver-node
+  namespace: $KEDA_NAMESPACE
+  labels: {kubernetes.io/service-name: keda-metrics-apiserver}
+addressType: IPv4
+ports: [{name: https, port: $KEDA_ADAPTER_PORT, protocol: TCP}]
+endpoints: [{addresses: ["$NODE_IP"], conditions: {ready: true}}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  service: {name: keda-metrics-apiserver, namespace: $KEDA_NAMESPACE, port: 443}
+  group: external.metrics.k8s.io
+  version: v1beta1
+  caBundle: $(base64 -w0 "$pki/ca.crt")
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+kubeconfig "$DIR/etc/keda.kubeconfig" keda-operator \
+  "$(kc create token keda-operator -n "$KEDA_NAMESPACE" --duration=48h)" "https://127.0.0.1:6443"
+mkdir -p "$DIR/keda"
+cp "$pki/keda.crt" "$DIR/keda/tls.crt"
+cp "$pki/keda.key" "$DIR/keda/tls.key"
+cp "$pki/ca.crt" "$DIR/keda/ca.crt"
+keda_env=(env KUBECONFIG="$DIR/etc/keda.kubeconfig" WATCH_NAMESPACE= POD_NAMESPACE="$KEDA_NAMESPACE"
+  KEDA_CLUSTER_OBJECT_NAMESPACE="$KEDA_NAMESPACE")
+# No certificate rotation or patching (up.sh issued the certificates and wrote the APIService),
+# no admission webhooks (a separate KEDA binary, not needed here).
+spawn keda-operator "${keda_env[@]}" "$keda/keda-operator" \
+  --cert-dir="$DIR/keda" --enable-cert-rotation=false \
+  --enable-webhook-patching=false --enable-apiservice-patching=false \
+  --metrics-bind-address=127.0.0.1:18080 --health-probe-bind-address="$KEDA_OPERATOR_PROBE_ADDRESS" \
+  --metrics-service-bind-address="$KEDA_GRPC_ADDRESS" --ca-dir="$DIR/keda" \
+  --zap-encoder=console --zap-log-level=info
+spawn keda-adapter "${keda_env[@]}" "$keda/keda-adapter" \
+  --lister-kubeconfig="$DIR/etc/keda.kubeconfig" \
+  --authentication-kubeconfig="$DIR/etc/keda.kubeconfig" \
+  --authorization-kubeconfig="$DIR/etc/keda.kubeconfig" \
+  --bind-address="$NODE_IP" --secure-port="$KEDA_ADAPTER_PORT" --cert-dir="$DIR/keda" \
+  --tls-cert-file="$DIR/keda/tls.crt" --tls-private-key-file="$DIR/keda/tls.key" \
+  --metrics-service-address="$KEDA_GRPC_ADDRESS" --port=18082 \
+  --zap-encoder=console --zap-log-level=info
+
 # -- ready: node Ready and schedulable, the default ServiceAccount, the kubernetes Service ---
 wait_for "node $NODE_NAME registered" 60 kc get node "$NODE_NAME"
 kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=90s >/dev/null
@@ -338,6 +430,12 @@ wait_for "kube-proxy's rule for the kubernetes Service" 60 \
   in_ns sh -c "iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -q $KUBERNETES_SERVICE_IP/32"
 wait_for "cluster DNS" 30 grep -q "^CoreDNS-" "$DIR/logs/coredns.log"
 wait_for "SQS server" 30 in_ns curl -s -o /dev/null "http://$NODE_IP:$SQS_PORT/"
+wait_for "KEDA's operator" 60 in_ns curl -sf "http://$KEDA_OPERATOR_PROBE_ADDRESS/readyz"
+apiservice_available() {
+  [[ "$(kc get apiservice v1beta1.external.metrics.k8s.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Available")].status}')" == True ]]
+}
+wait_for "KEDA's external metrics API" 60 apiservice_available
 
 cat >"$DIR/env.sh" <<EOF
 # The one-node test cluster (hack/cluster/up.sh). Run clients with: nsenter --net=$NETNS_PATH
@@ -349,6 +447,7 @@ TASKQUEUE_ASSETS=$assets
 TASKQUEUE_NODE_IP=$NODE_IP
 TASKQUEUE_SQS_ENDPOINT=http://$NODE_IP:$SQS_PORT
 TASKQUEUE_CONTAINERD_SOCK=$CONTAINERD_SOCK
+TASKQUEUE_KEDA_NAMESPACE=$KEDA_NAMESPACE
 EOF
 echo ready >"$DIR/state"
 log "node $NODE_NAME Ready in $((SECONDS - started)) s (state: $DIR)"

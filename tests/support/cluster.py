@@ -109,6 +109,18 @@ class Cluster:
     def apply(self, document: Mapping[str, Any], *, check: bool = True) -> Any:
         return self.kubectl("apply", "-f", "-", input=json.dumps(document), check=check)
 
+    def node_log(self, name: str, lines: int = 60) -> str:
+        """The last lines of a node component's log (hack/cluster/up.sh: $DIR/logs/NAME.log,
+        e.g. keda-operator, keda-adapter, kube-controller-manager); "" on another cluster."""
+        if self.netns is None:
+            return ""
+        path = state_dir() / "logs" / f"{name}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as error:
+            return f"({path}: {error})"
+        return "\n".join(text.splitlines()[-lines:])
+
     def tag_image(self, source: str, target: str) -> None:
         """A second name for an imported image (the node's containerd), as a registry push of
         the same build under a new tag would give."""
