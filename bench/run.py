@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from bench import measure
 from bench.countproxy import CountingProxy
-from bench.sqsserver import sqs_server
+from bench.sqsserver import SERVERS, sqs_server
 from bench.systems import LABELS, SYSTEMS
 
 HERE = Path(__file__).parent
@@ -32,7 +33,7 @@ def log(message: str) -> None:
 
 
 def processor_benchmarks(
-    options: argparse.Namespace, endpoint: str, proxy: CountingProxy
+    options: argparse.Namespace, endpoint: str, proxy: CountingProxy, server: str
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"throughput": {}, "sleep": {}, "sweep": {}, "latency": {}}
     log("warm-up (the SQS server's JIT)")
@@ -78,6 +79,8 @@ def processor_benchmarks(
             }
             for system, r in runs.items()
         }
+    if options.scale_workers:
+        results["scale"] = [scale_benchmarks(options, endpoint, proxy, server)]
     for workers in options.sweep:
         for system in SYSTEMS:
             log(f"sweep: {system} with {workers} workers")
@@ -106,6 +109,54 @@ def processor_benchmarks(
     results["idle"] = measure.idle(endpoint=endpoint, proxy=proxy)
     log("enqueue vs enqueue_many")
     results["enqueue"] = measure.enqueue_rates(endpoint=endpoint)
+    return results
+
+
+def scale_benchmarks(
+    options: argparse.Namespace, endpoint: str, proxy: CountingProxy, server: str
+) -> dict[str, Any]:
+    """TaskQueue at its default settings next to the limit at each of `--scale-workers`,
+    alternating run by run on one server, so drift hits both alike; medians, and the median
+    of each round's own ratio."""
+    results: dict[str, Any] = {"server": server, "workers": {}}
+    measure.throughput(  # warm-up: the server's JIT, the page cache
+        "handwritten",
+        endpoint=endpoint,
+        proxy=proxy,
+        count=options.warmup,
+        workers=options.workers,
+        sleep_ms=0,
+    )
+    for workers in options.scale_workers:
+        runs: dict[str, list[dict[str, float]]] = {"handwritten": [], "taskqueue": []}
+        for run in range(options.scale_runs):
+            # Which goes first alternates too: the first of a pair drains a fresher server.
+            order = ("handwritten", "taskqueue") if run % 2 == 0 else ("taskqueue", "handwritten")
+            for system in order:
+                log(f"scale on {server}: {system}, {workers} workers, run {run + 1}")
+                runs[system].append(
+                    measure.throughput(
+                        system,
+                        endpoint=endpoint,
+                        proxy=proxy,
+                        count=options.scale_messages,
+                        workers=workers,
+                        sleep_ms=0,
+                    )
+                )
+        ratios = [
+            tq["messages_per_second"] / hw["messages_per_second"]
+            for tq, hw in zip(runs["taskqueue"], runs["handwritten"], strict=True)
+        ]
+        results["workers"][workers] = {
+            **{system: median_runs(r) for system, r in runs.items()},
+            "ratio_of_medians": statistics.median(
+                r["messages_per_second"] for r in runs["taskqueue"]
+            )
+            / statistics.median(r["messages_per_second"] for r in runs["handwritten"]),
+            "median_ratio": statistics.median(ratios),
+            "ratios": ratios,
+        }
     return results
 
 
@@ -148,6 +199,34 @@ def _build_note(build: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _scale_lines(scales: list[dict[str, Any]], options: argparse.Namespace) -> list[str]:
+    if not scales:
+        return []
+    lines = [
+        "",
+        f"## TaskQueue at its default settings vs the limit, by workers and server (no-op task, "
+        f"{options.scale_messages} messages, {options.scale_runs} alternating pairs per point)",
+        "",
+        "Default settings: `logLevel: INFO` (a task that succeeded is logged at DEBUG, its counts "
+        "in /metrics; failures in full), `maxBatchSize: 10`. × limit is the median of each "
+        "pair's own ratio (the pair ran back to back); the spread is the lowest and highest.",
+        "",
+        "| server | workers | TaskQueue msg/s | limit msg/s | × limit | spread | "
+        "TaskQueue CPU s / 1,000 | limit CPU s / 1,000 | TaskQueue SQS calls / 1,000 |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for scale in scales:
+        for workers, point in scale["workers"].items():
+            tq, hw = point["taskqueue"], point["handwritten"]
+            lines.append(
+                f"| {scale['server']} | {workers} | {tq['messages_per_second']:.0f} | "
+                f"{hw['messages_per_second']:.0f} | {point['median_ratio']:.2f} | "
+                f"{min(point['ratios']):.2f}–{max(point['ratios']):.2f} | "
+                f"{tq['cpu_per_1000']:.2f} | {hw['cpu_per_1000']:.2f} | {tq['calls_per_1000']:.0f} |"
+            )
+    return lines
+
+
 def write_results(
     results: dict[str, Any], options: argparse.Namespace, server: str, started: float
 ) -> str:
@@ -159,9 +238,13 @@ def write_results(
         f"Produced by `{options.command}` on {datetime.date.today().isoformat()} in "
         f"{(time.monotonic() - started) / 60:.1f} min. Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}. "
-        f"SQS server: {server} on loopback, the same for every system in this run; SQS calls are "
-        "counted by a proxy in front of it. Consumers run as separate processes; CPU and RSS are "
-        "theirs (children included).",
+        f"SQS server: {server} on loopback, the same for every system in this run"
+        + "".join(
+            f" (the scale table also on {scale['server']})"
+            for scale in results.get("scale", [])[1:]
+        )
+        + "; SQS calls are counted by a proxy in front of it. Consumers run as separate "
+        "processes; CPU and RSS are theirs (children included).",
         *_build_note(results.get("control_plane_build")),
         "",
         f"## Throughput: no-op task, {options.workers} workers (median of {options.runs} runs)",
@@ -189,6 +272,7 @@ def write_results(
             f"| {LABELS[system]} | {r['messages_per_second']:.0f} | {r['messages_per_second'] / sleep_limit:.2f} | "
             f"{r['cpu_per_1000']:.2f} | {r['calls_per_1000']:.0f} | {r['peak_rss_mb']:.0f} |"
         )
+    lines += _scale_lines(results.get("scale", []), options)
     lines += [
         "",
         "## Throughput vs workers (no-op task)",
@@ -266,6 +350,13 @@ def write_results(
         f"| RSS while idle < 80 MB | {idle['idle_rss_mb']:.0f} MB | {verdict(idle['idle_rss_mb'] < 80)} |",
         f"| start-up to ready < 2 s | {idle['ready_seconds']:.2f} s | {verdict(idle['ready_seconds'] < 2)} |",
     ]
+    for scale in results.get("scale", []):
+        for workers, point in scale["workers"].items():
+            lines.append(
+                f"| throughput ≥ 0.9× the limit, default settings, {workers} workers, "
+                f"{scale['server']} | {point['median_ratio']:.2f}× | "
+                f"{verdict(point['median_ratio'] >= 0.9)} |"
+            )
     if operator:
         lines += [
             f"| operator apply→Ready p50 < 2 s | {operator['apply_ready_p50']:.2f} s | {verdict(operator['apply_ready_p50'] < 2)} |",
@@ -298,6 +389,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--warmup", type=int, default=5_000)
+    parser.add_argument(
+        "--scale-workers",
+        type=int,
+        nargs="*",
+        default=[10, 16, 20],
+        help="TaskQueue (default settings) vs the limit at these worker counts, on each server",
+    )
+    parser.add_argument(
+        "--scale-servers",
+        nargs="+",
+        choices=SERVERS,
+        default=list(SERVERS),
+        help="SQS servers for the scale benchmark; the first serves every other benchmark",
+    )
+    parser.add_argument("--scale-messages", type=int, default=15_000)
+    parser.add_argument("--scale-runs", type=int, default=2, help="alternating pairs per point")
     parser.add_argument("--no-operator", action="store_true", help="skip the operator benchmarks")
     parser.add_argument("--quick", action="store_true", help="small counts, one run (a smoke test)")
     parser.add_argument("--output", type=Path, default=HERE)
@@ -306,10 +413,14 @@ def main() -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1"
     )
-    options.command = "make bench" if not options.quick else "python -m bench.run --quick"
+    arguments = sys.argv[1:]
+    options.command = (
+        "make bench" if not arguments else " ".join(["python -m bench.run", *arguments])
+    )
     if options.quick:
         options.messages = options.reference_messages = options.sleep_messages = 600
         options.sweep_messages, options.sweep, options.runs, options.warmup = 300, [2, 4], 1, 300
+        options.scale_messages, options.scale_runs = 600, 1
     started = time.monotonic()
     build = None
     if not options.no_operator:
@@ -318,10 +429,10 @@ def main() -> None:
         build = ControlPlaneBuild(Path(tempfile.mkdtemp()) / "controlplane-build.log")
         if build.missing:
             log(f"building {', '.join(build.missing)} at nice 19 alongside (first run only)")
-    with sqs_server() as (endpoint, server):
+    with sqs_server(options.scale_servers[0]) as (endpoint, server):
         log(f"SQS server: {server} at {endpoint}")
         proxy = CountingProxy(int(endpoint.rsplit(":", 1)[1]))
-        results = processor_benchmarks(options, endpoint, proxy)
+        results = processor_benchmarks(options, endpoint, proxy, server)
         if build is not None:
             from bench.operator_bench import operator_benchmarks
 
@@ -331,6 +442,18 @@ def main() -> None:
             results["control_plane_build"] = {"built": build.missing, "waited": build.waited}
             results["operator"] = operator_benchmarks(
                 endpoint=endpoint, quick=options.quick, log=log
+            )
+    for second in options.scale_servers[1:] if options.scale_workers else []:
+        # Names of their own: `server` stays the first one's, which RESULTS.md names.
+        with sqs_server(second) as (second_endpoint, second_server):
+            log(f"second SQS server: {second_server} at {second_endpoint}")
+            results.setdefault("scale", []).append(
+                scale_benchmarks(
+                    options,
+                    second_endpoint,
+                    CountingProxy(int(second_endpoint.rsplit(":", 1)[1])),
+                    second_server,
+                )
             )
     options.output.mkdir(parents=True, exist_ok=True)
     (options.output / "results.json").write_text(json.dumps(results, indent=2, default=str))

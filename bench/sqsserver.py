@@ -1,21 +1,30 @@
-"""The SQS server the benchmarks run on: ElasticMQ (from Maven Central, run with java) on a
-loopback port, or moto's server when ElasticMQ cannot be had. Never AWS."""
+"""The SQS servers the benchmarks run on, each on a loopback port, never AWS:
+- ElasticMQ (from Maven Central, run with java), the first; moto's server when it cannot be had;
+- fauxqs (an in-memory SQS emulator on Node, from npm, pinned in bench/fauxqs/package.json),
+  the second and faster one: the hand-written limit drains about three times as fast on it
+  (bench/NOTES.md), so the consumers' own cost shows more.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskqueue" / "elasticmq"
+FAUXQS_CACHE = CACHE.parent / "fauxqs"
+#: The servers `sqs_server` can start, by name.
+SERVERS = ("elasticmq", "fauxqs")
 
 
 def free_port() -> int:
@@ -47,11 +56,35 @@ def elasticmq_classpath() -> str:
     return cached.read_text().strip()
 
 
+def fauxqs_directory() -> Path:
+    """Install the pinned fauxqs (and its lock file's dependencies) with npm once, beside a
+    copy of bench/fauxqs/serve.mjs."""
+    sources = [
+        HERE / "fauxqs" / name for name in ("package.json", "package-lock.json", "serve.mjs")
+    ]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
+    directory = FAUXQS_CACHE / digest
+    if not (directory / "node_modules" / "fauxqs").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in sources:
+            (directory / path.name).write_bytes(path.read_bytes())
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=directory,
+            check=True,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
+        )
+    return directory
+
+
 def _wait(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/?Action=ListQueues", timeout=1).read()
+            return
+        except urllib.error.HTTPError:  # an answer all the same (fauxqs has no GET /)
             return
         except OSError:
             time.sleep(0.2)
@@ -68,7 +101,11 @@ def sqs_server(prefer: str = "elasticmq") -> Iterator[tuple[str, str]]:
         except (OSError, subprocess.SubprocessError) as error:
             print(f"ElasticMQ unavailable ({error}); falling back to moto")
             prefer = "moto"
-    if prefer == "elasticmq":
+    if prefer == "fauxqs":
+        version = json.loads((HERE / "fauxqs" / "package.json").read_text())["dependencies"]
+        command = ["node", str(fauxqs_directory() / "serve.mjs"), str(port)]
+        name = f"fauxqs {version['fauxqs']}"
+    elif prefer == "elasticmq":
         config = Path(tempfile.mkdtemp()) / "elasticmq.conf"
         config.write_text(
             'include classpath("application.conf")\n'

@@ -52,7 +52,6 @@ def consumer_command(system: str, *, endpoint: str, queue: Queue, workers: int) 
             "app": "bench.apps.tq_app:provider",
             "processor": "bench",
             "workers": workers,
-            "logLevel": "WARNING",
             "sqs": {
                 "endpoint": endpoint,
                 "region": "us-east-1",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from kube_taskqueue import tracing
-from kube_taskqueue.logs import log_context
+from kube_taskqueue.logs import SUCCESS, log_context
 from kube_taskqueue.provider import Provider
 from kube_taskqueue.runtime.deferral import Deferrer, Hold, due_in, plan
 from kube_taskqueue.runtime.inflight import Held, InFlight, Slots
@@ -33,6 +33,8 @@ from kube_taskqueue.runtime.timed import Abandoned, is_async, run_with_timeout
 from kube_taskqueue.task import PayloadError, Task, TaskAborted, handling
 
 log = logging.getLogger(__name__)
+#: One line per task that succeeded, at DEBUG (see kube_taskqueue.logs); failures are ERROR.
+done_log = logging.getLogger(SUCCESS)
 
 #: How long a worker lets the leftovers of an event loop a task broke out of finish their
 #: cancellation before it closes that loop.
@@ -240,7 +242,8 @@ class WorkerPool:
         series = self._metrics.task(message.queue, task.name)
         series.duration.observe(duration)
         series.processed.inc()
-        log.info("task done", extra={"duration": round(duration, 6)})
+        if done_log.isEnabledFor(logging.DEBUG):
+            done_log.debug("task done", extra={"duration": round(duration, 6)})
         self._outcomes.delete(held)
         return Handled(loop_ok=True, deleted=True)
 
