@@ -13,46 +13,23 @@ from typing import Any
 
 import pytest
 import yaml
+from chart import CHART, IMAGE, Chart
 from harness import wait_for
 from kube_taskqueue_operator.resource.crd import build_crd, build_policy_crd
 from kube_taskqueue_operator.settings import from_environment
 from operator_harness import OperatorProcess, condition, create_credentials_secret, get
 
-CHART = Path(__file__).parents[2] / "charts" / "kube-taskqueue-operator"
-#: Where a user pushed the operator image; the chart has no default (none is published).
-IMAGE = ["--set", "image.repository=registry.example.test/kube-taskqueue-operator"]
 VALUES = {"default": None, "dev": CHART / "values-dev.yaml", "prod": CHART / "values-prod.yaml"}
 #: Kinds whose CRDs (cert-manager, Prometheus Operator) the test cluster does not have.
 FOREIGN_KINDS = {"Certificate", "Issuer", "PodMonitor"}
 
 
 def helm(plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(plane.helm), *args, "--kubeconfig", str(plane.kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)}: {result.stderr}")
-    return result
+    return Chart(plane).helm(*args, check=check)
 
 
 def template(plane, *extra: str, namespace: str = "ops") -> list[dict[str, Any]]:
-    result = helm(
-        plane,
-        "template",
-        "t",
-        str(CHART),
-        "-n",
-        namespace,
-        "--kube-version",
-        "1.34.4",
-        *IMAGE,
-        *extra,
-    )
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return Chart(plane).template(*extra, namespace=namespace)
 
 
 def values_args(name: str) -> list[str]:
