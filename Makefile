@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test check lint envtest crds bench soak fuzz clean
+.PHONY: dev test check lint envtest crds bench soak fuzz clean docs docs-serve docs-reference dist
 BENCH_STAMP := $(VENV)/.bench-installed
 
 # The one-node test cluster: cluster-up, cluster-test, cluster-down (see README).
@@ -62,5 +62,25 @@ fuzz: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/kube-taskqueue crd --write
 
+# The documentation site (docs/, mkdocs.yml): the generated references first, then a strict
+# build (a broken link, a missing page or an undocumented public name fails it) into site/.
+docs: $(STAMP)
+	$(BIN)/python hack/docs/reference.py --write
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The site served with live reload, on loopback only.
+docs-serve: $(STAMP)
+	$(BIN)/python hack/docs/reference.py --write
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# Regenerate docs/reference/ from the code (CLI parser, CRD schemas, chart values).
+docs-reference: $(STAMP)
+	$(BIN)/python hack/docs/reference.py --write
+
+# Release artifacts into dist/: wheel and sdist (twine check), the chart package (helm lint
+# --strict), the CRDs as one file for kubectl apply; offline, from a clean clone.
+dist: $(STAMP)
+	hack/dist/build.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf site $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -43,6 +43,17 @@ alone, as one QueuePlan document per TaskQueue (for review, not for kubectl)."""
 
 
 def main(argv: Sequence[str]) -> int:
+    options = build_parser().parse_args(list(argv))
+    try:
+        code: int = options.handler(options)
+    except ManifestError as error:
+        _error(str(error))
+        return USAGE
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The operator commands' parser (also the source of the generated CLI reference)."""
     parser = argparse.ArgumentParser(prog="kube-taskqueue")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -106,18 +117,17 @@ def main(argv: Sequence[str]) -> int:
     operator = commands.add_parser(
         "operator", help="run the TaskQueue operator (settings from TASKQUEUE_* variables)"
     )
-    operator.add_argument("operator_args", nargs=argparse.REMAINDER)
+    operator.add_argument(
+        "operator_args",
+        nargs=argparse.REMAINDER,
+        metavar="FLAGS",
+        help="--namespace NS (repeatable: watch only these) and --verbose (debug logs); "
+        "they override the TASKQUEUE_* settings",
+    )
     operator.set_defaults(handler=_operator)
 
     iamcli.add_parser(commands)
-
-    options = parser.parse_args(list(argv))
-    try:
-        code: int = options.handler(options)
-    except ManifestError as error:
-        _error(str(error))
-        return USAGE
-    return code
+    return parser
 
 
 def _error(message: str) -> None:

@@ -21,7 +21,7 @@ from kube_taskqueue_operator.resource.policy import PolicyRules
 
 
 class OperatorSettings(pydantic.BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     namespaces: list[str] = []
     """Namespaces to watch; empty watches the whole cluster."""
@@ -68,6 +68,7 @@ class OperatorSettings(pydantic.BaseModel):
     """Server-side apply field manager, so our fields are ours alone."""
 
     sqs_call_timeout: Annotated[float, Field(gt=0)] = 10
+    """Seconds to connect to SQS and to wait for each answer."""
 
     sqs_calls_per_endpoint: Annotated[int, Field(ge=1, le=256)] = 16
     """SQS calls in flight at once per endpoint: the most threads a hanging endpoint can hold
@@ -75,11 +76,14 @@ class OperatorSettings(pydantic.BaseModel):
     TaskQueues on AWS share one endpoint per region)."""
 
     webhook_enabled: bool = True
+    """Serve the validating admission webhook (the same rules as `kube-taskqueue validate`)."""
     webhook_host: str | None = None
     """Host name the API server reaches the webhook at, for a URL-style registration
     (development). Unset in-cluster, where the chart registers a Service reference."""
     webhook_listen: str = "0.0.0.0"  # the API server connects from outside the pod
+    """Address the webhook server listens on."""
     webhook_port: Annotated[int, Field(ge=1, le=65535)] = 9443
+    """Port of the webhook server (HTTPS)."""
     webhook_cert_dir: str | None = None
     """Directory with tls.crt and tls.key (e.g. mounted from cert-manager's Secret); re-read
     when the files change. Unset with no `webhook_cert_secret`: a self-signed certificate
@@ -126,6 +130,7 @@ class OperatorSettings(pydantic.BaseModel):
     without reconciles."""
 
     log_format: str = "json"
+    """`json` (one object per line) or kopf's plain text."""
 
     warning_repeat_interval: Annotated[float, Field(ge=0)] = 600
     """Seconds before the same Warning event (same object, reason and message) is posted

@@ -22,7 +22,10 @@ class ConfigError(ValueError):
 
 
 class _Model(pydantic.BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # Attribute docstrings are the fields' descriptions (the generated configuration reference).
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class QueueSettings(_Model):
@@ -110,9 +113,11 @@ class SqsSettings(_Model):
     """Where SQS is. Credentials are never here: they come from the standard AWS chain."""
 
     region: str = "us-east-1"
+    """AWS region of the queues (and of the endpoint's request signing)."""
     endpoint: str | None = None
     """An SQS-compatible service's URL (`http://127.0.0.1:9324`); absent means AWS's."""
     queue_prefix: Annotated[str, Field(alias="queuePrefix")] = ""
+    """Prefix of every physical queue name, e.g. `dev-` per environment."""
     call_timeout: Annotated[float, Field(alias="callTimeout", gt=0, le=120)] = 10
     """Seconds to connect, and to wait for an answer beyond a long poll's own wait."""
 
@@ -136,6 +141,7 @@ class HttpSettings(_Model):
     """The health and metrics endpoint."""
 
     host: str = "0.0.0.0"
+    """Address of `/healthz` and `/metrics`."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     """0 picks a free port (tests); the chosen port is logged."""
 
@@ -150,14 +156,19 @@ class TaskLimits(_Model):
 
 
 class ProcessorConfig(_Model):
+    """A processor's configuration file (`kube-taskqueue run --config FILE`); the operator
+    renders one per processor into a ConfigMap."""
+
     app: Annotated[str, Field(pattern=r"^[\w.]+:[\w.]+$")]
     """Import path of the provider: `package.module:attribute`."""
 
     processor: Annotated[str, Field(min_length=1)] = "default"
+    """This processor's name, in log lines and metrics."""
     tasks: list[str] | None = None
     """This processor's task set; absent means every task of the provider."""
 
     workers: Annotated[int, Field(ge=1, le=1024)] = 8
+    """Tasks run at once (worker threads; an `async def` task runs on its worker's loop)."""
     shutdown_timeout: Annotated[float, Field(alias="shutdownTimeout", ge=0, le=86_400)] = 30
     """Seconds in-flight tasks get to finish after SIGTERM."""
 
@@ -168,8 +179,11 @@ class ProcessorConfig(_Model):
     log_level: Annotated[str, Field(alias="logLevel", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = (
         "INFO"
     )
+    """Lowest level logged: DEBUG adds a line per successful task and tracebacks."""
     sqs: SqsSettings = SqsSettings()
+    """Where SQS is: region, endpoint, queue prefix, call timeout."""
     http: HttpSettings = HttpSettings()
+    """Where `/healthz` and `/metrics` listen."""
     queues: dict[str, QueueSettings] = {}
     """Settings per logical queue. A queue polled without an entry gets the defaults; an
     entry for a queue no task of the app uses is refused when the processor starts (a
@@ -180,9 +194,11 @@ class ProcessorConfig(_Model):
     `rate_limit`; a name no task of the processor has is refused when it starts."""
 
     def queue_settings(self, queue: str) -> QueueSettings:
+        """The settings of a logical queue: its entry in `queues`, else the defaults."""
         return self.queues.get(queue) or QueueSettings()
 
     def physical_name(self, queue: str) -> str:
+        """The SQS queue name of a logical queue: `sqs.queuePrefix` + the name."""
         return self.sqs.queue_prefix + queue
 
 

@@ -129,6 +129,13 @@ class Producer:
     def from_settings(
         cls, sqs: SqsSettings, *, queue_urls: Mapping[str, str] | None = None
     ) -> Producer:
+        """A producer for the SQS of `sqs` (credentials from the standard AWS chain).
+
+        Args:
+            sqs: region, endpoint, queue prefix and call timeout.
+            queue_urls: URLs by logical queue name, where known; the others are looked up
+                once by prefixed name.
+        """
         client = make_client(
             region=sqs.region, endpoint=sqs.endpoint, call_timeout_seconds=sqs.call_timeout
         )
@@ -136,6 +143,7 @@ class Producer:
 
     @classmethod
     def from_config(cls, config: ProcessorConfig) -> Producer:
+        """A producer for a processor configuration's SQS and its queues' `url`s."""
         urls = {name: q.url for name, q in config.queues.items() if q.url}
         return cls.from_settings(config.sqs, queue_urls=urls)
 

@@ -25,6 +25,12 @@ class Provider:
             self.add(task)
 
     def add(self, task: Task[Any]) -> Task[Any]:
+        """Register a task instance and return it.
+
+        Raises:
+            DuplicateTaskError: another task of this provider has its name.
+            ValueError: its FIFO `group_by`/`deduplicate_by` names no field of its payload model.
+        """
         check_field_rules(
             task.name,
             task.payload_model,
@@ -77,6 +83,7 @@ class Provider:
         return register
 
     def get(self, name: str) -> Task[Any] | None:
+        """The task of this name, or None (`provider[name]` raises KeyError instead)."""
         return self._tasks.get(name)
 
     def __getitem__(self, name: str) -> Task[Any]:

@@ -142,6 +142,10 @@ class Task(Generic[PayloadT]):
         return _derived(self.deduplicate_by, payload)
 
     def process(self, payload: PayloadT) -> Awaitable[None] | None:
+        """Run the task on a validated payload: a plain method, or `async def`.
+
+        Returning deletes the message; raising hands the error to `handle_error`.
+        """
         raise NotImplementedError
 
     def handle_error(self, error: Exception, message: Message) -> bool:

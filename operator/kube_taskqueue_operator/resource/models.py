@@ -228,6 +228,7 @@ class AutoscalingSpec(_Model):
     min_replicas: Annotated[int, Field(alias="minReplicas", ge=0, le=1000)] = 1
     """Fewest pods; 0 (scale to zero) with `queueLength` or `external` only."""
     max_replicas: Annotated[int, Field(alias="maxReplicas", ge=1, le=1000)] = 10
+    """Most pods the autoscaler may run."""
     target_cpu_utilization: Annotated[
         int | None, Field(alias="targetCPUUtilizationPercentage", ge=1, le=100)
     ] = None
@@ -282,20 +283,30 @@ class AutoscalingSpec(_Model):
 
 
 class ResourceList(_Model):
+    """CPU and memory quantities, as in a container's resources."""
+
     cpu: Annotated[str | None, Field(pattern=QUANTITY)] = None
+    """CPU quantity, e.g. `250m` or `1`."""
     memory: Annotated[str | None, Field(pattern=QUANTITY)] = None
+    """Memory quantity, e.g. `256Mi`."""
 
 
 class Resources(_Model):
     """Container resources of the processor pods."""
 
     requests: ResourceList | None = None
+    """What the scheduler reserves per pod (and the CPU autoscaler's 100 %)."""
     limits: ResourceList | None = None
+    """The most a pod may use; over the memory limit it is killed."""
 
 
 class EnvVar(_Model):
+    """One environment variable of the processor container."""
+
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+    """Variable name (letters, digits, `_`; not starting with a digit)."""
     value: Annotated[str, Field(max_length=4096)] = ""
+    """Its value, as a literal string."""
 
 
 class ProcessorSpec(_Model):
@@ -352,7 +363,10 @@ class ProcessorSpec(_Model):
     """Seconds running tasks get after SIGTERM; the pod's grace period covers it."""
 
     resources: Resources | None = None
+    """CPU and memory requests and limits of each pod."""
     autoscaling: AutoscalingSpec | None = None
+    """Scale the replicas instead of a fixed `replicas`: on CPU, on queue depth (KEDA), or by
+    another autoscaler."""
     env: Annotated[list[EnvVar] | None, Field(max_length=100)] = None
     """Extra environment variables of the processor container."""
 
@@ -442,6 +456,7 @@ class TaskQueueSpec(_Model):
     """Import path of the app's task provider, `package.module:attribute`."""
 
     sqs: SqsSpec
+    """Where the queues live: region, endpoint, name prefix and credentials."""
     service_account_name: Annotated[
         str | None, Field(alias="serviceAccountName", pattern=DNS_LABEL, max_length=63)
     ] = None
@@ -456,30 +471,47 @@ class TaskQueueSpec(_Model):
     """Take over queues that already exist without this resource's owner tag."""
 
     queues: Annotated[list[QueueSpec], Field(min_length=1, max_length=MAX_QUEUES)]
+    """The SQS queues the operator creates and keeps in step, each with its poll settings."""
     tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS)]
+    """The app's tasks, each on one declared queue."""
     processors: Annotated[list[ProcessorSpec], Field(min_length=1, max_length=MAX_PROCESSORS)]
+    """One Deployment each; every queue is polled by exactly one processor."""
 
 
 class Condition(_Model):
     """A Kubernetes-style condition."""
 
     type: str
+    """Ready, QueuesReady or ProcessorsReady."""
     status: Literal["True", "False", "Unknown"]
+    """Whether the condition holds."""
     reason: str
+    """A CamelCase word for programs, e.g. QueueClaimed or PolicyDenied."""
     message: str = ""
+    """What happened, for people."""
     last_transition_time: Annotated[str, Field(alias="lastTransitionTime")]
+    """When the status last changed (RFC 3339)."""
     observed_generation: Annotated[int | None, Field(alias="observedGeneration")] = None
+    """The spec generation the condition was computed from."""
 
 
 class QueueStatus(_Model):
+    """One SQS queue as the operator last saw it."""
+
     name: str
+    """Logical queue name, as in `spec.queues`."""
     processor: str | None = None
     """The processor that polls the queue."""
     url: str | None = None
+    """The queue's URL in SQS."""
     arn: str | None = None
+    """The queue's ARN."""
     dead_letter_url: Annotated[str | None, Field(alias="deadLetterUrl")] = None
+    """URL of its dead-letter queue, when it has one."""
     approximate_messages: Annotated[int | None, Field(alias="approximateMessages")] = None
+    """Messages waiting (ApproximateNumberOfMessages), refreshed every status interval."""
     approximate_in_flight: Annotated[int | None, Field(alias="approximateInFlight")] = None
+    """Messages received and not yet deleted (ApproximateNumberOfMessagesNotVisible)."""
     approximate_delayed: Annotated[int | None, Field(alias="approximateDelayed")] = None
     """Messages sent with a delay that has not passed yet."""
     approximate_dead_letters: Annotated[int | None, Field(alias="approximateDeadLetters")] = None
@@ -487,24 +519,34 @@ class QueueStatus(_Model):
 
 
 class ProcessorStatus(_Model):
+    """One processor Deployment as the operator last saw it."""
+
     name: str
+    """Processor name, as in `spec.processors`."""
     desired_replicas: Annotated[int | None, Field(alias="desiredReplicas")] = None
+    """Pods the Deployment asks for (set by `replicas` or the autoscaler)."""
     ready_replicas: Annotated[int | None, Field(alias="readyReplicas")] = None
+    """Pods ready to process."""
 
 
 class TaskQueueStatus(_Model):
     """What the operator observed; it never writes `spec`."""
 
     observed_generation: Annotated[int | None, Field(alias="observedGeneration")] = None
+    """The spec generation the operator last reconciled."""
     queue_count: Annotated[int | None, Field(alias="queueCount")] = None
     """Queues of the spec (a printer column: JSONPath there shows only one list item)."""
     processor_count: Annotated[int | None, Field(alias="processorCount")] = None
+    """Processors of the spec (a printer column)."""
     conditions: list[Condition] = []
+    """Ready, QueuesReady and ProcessorsReady, each with a reason and a message."""
     queues: list[QueueStatus] = []
+    """The spec's queues: URLs and approximate depths."""
     leaving_queues: Annotated[list[QueueStatus], Field(alias="leavingQueues")] = []
     """SQS queues no longer in the spec: released (Retain) or deleted (Delete) once every
     processor Deployment of the new spec is rolled out, so no processor polls them."""
     processors: list[ProcessorStatus] = []
+    """The processors' desired and ready pods."""
 
 
 class Metadata(pydantic.BaseModel):

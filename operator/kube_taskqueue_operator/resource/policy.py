@@ -53,18 +53,25 @@ class _Model(pydantic.BaseModel):
 
 
 class LabelSelectorRequirement(_Model):
+    """One expression of a label selector."""
+
     key: Annotated[str, Field(min_length=1, max_length=317)]
+    """The label's key."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the label's value relates to `values`."""
     values: Annotated[list[str], Field(max_length=100)] = []
+    """Values for In and NotIn; empty for Exists and DoesNotExist."""
 
 
 class LabelSelector(_Model):
     """A Kubernetes label selector; `{}` selects every namespace."""
 
     match_labels: Annotated[dict[str, str] | None, Field(alias="matchLabels")] = None
+    """Labels a namespace must all carry, with these values."""
     match_expressions: Annotated[
         list[LabelSelectorRequirement] | None, Field(alias="matchExpressions", max_length=20)
     ] = None
+    """Expressions a namespace's labels must all satisfy."""
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         for key, value in (self.match_labels or {}).items():

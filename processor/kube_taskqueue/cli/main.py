@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"pip install 'kube-taskqueue[operator]' ({error})"
             )
         return operator_cli.main(args)
-    parser = _parser()
+    parser = build_parser()
     options = parser.parse_args(args)
     try:
         code: int = options.handler(options)
@@ -76,7 +76,8 @@ def _fail(message: str) -> int:
     return USAGE_ERROR
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The processor commands' parser (also the source of the generated CLI reference)."""
     parser = argparse.ArgumentParser(
         prog="kube-taskqueue",
         description="Background tasks on SQS queues. Operator commands: "
