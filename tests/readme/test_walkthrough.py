@@ -1,9 +1,12 @@
-"""The README walked through as a new user does, commands taken from README.md itself:
-`make dev` and the command it prints, the example app with `enqueue` and `run`, `validate` and
-`render` on a deploy/ directory, and the CRD installed with the printed kubectl command.
+"""The getting-started path walked through as a new user does, commands taken from the pages
+that print them: `make dev` and the command it prints (README.md), the example app with
+`enqueue` and `run` (docs/getting-started/local.md), `validate` and `render` on a deploy/
+directory (docs/how-to/gitops.md), a rendered chart validated through stdin
+(docs/how-to/multi-environment-helm.md), and the CRD installed with the printed kubectl command
+(docs/getting-started/cluster.md).
 
 Two substitutions, both of a user's own environment: processor.yaml's SQS endpoint and HTTP
-port (placeholders in the README) point at the test's SQS server and a free port. The operator
+port (placeholders in the page) point at the test's SQS server and a free port. The operator
 and Helm commands need a cluster and an SQS endpoint of the user's (the example manifest names
 a host outside this machine), so they are exercised by tests/chart and tests/operator instead.
 """
@@ -26,6 +29,12 @@ from harness import wait_for
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
 MESSAGE_ID = re.compile(r"^[0-9a-f-]{36}$")
+
+# The pages each step's blocks and commands come from.
+LOCAL = readme.Markdown("docs/getting-started/local.md")
+CLUSTER = readme.Markdown("docs/getting-started/cluster.md")
+GITOPS = readme.Markdown("docs/how-to/gitops.md")
+ENVIRONMENTS = readme.Markdown("docs/how-to/multi-environment-helm.md")
 
 
 def fresh_terminal_env(home: Path) -> dict[str, str]:
@@ -75,12 +84,12 @@ def test_make_dev_prints_a_command_that_works_pasted_into_a_new_terminal(tmp_pat
 
 @pytest.fixture
 def readme_project(tmp_path, sqs_endpoint, sqs) -> Path:
-    """The README's myapp/tasks.py and processor.yaml, as a user copies them."""
+    """The local page's myapp/tasks.py and processor.yaml, as a user copies them."""
     project = tmp_path / "project"
     (project / "myapp").mkdir(parents=True)
     (project / "myapp" / "__init__.py").write_text("")
-    (project / "myapp" / "tasks.py").write_text(readme.block_starting("python", "# myapp/tasks.py"))
-    config = yaml.safe_load(readme.block_starting("yaml", "# processor.yaml"))
+    (project / "myapp" / "tasks.py").write_text(LOCAL.block_starting("python", "# myapp/tasks.py"))
+    config = yaml.safe_load(LOCAL.block_starting("yaml", "# processor.yaml"))
     config["sqs"]["endpoint"] = sqs_endpoint
     config["http"]["port"] = 0
     (project / "processor.yaml").write_text(yaml.safe_dump(config))
@@ -88,11 +97,11 @@ def readme_project(tmp_path, sqs_endpoint, sqs) -> Path:
     return project
 
 
-def test_the_example_app_enqueues_and_runs_as_the_readme_prints(readme_project, tmp_path):
+def test_the_example_app_enqueues_and_runs_as_the_page_prints(readme_project, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(readme_project)}
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"  # the venv is active in the user's shell
-    enqueue = readme.command("kube-taskqueue enqueue")
+    enqueue = LOCAL.command("kube-taskqueue enqueue")
     sent = subprocess.run(
         enqueue,
         cwd=readme_project,
@@ -108,14 +117,14 @@ def test_the_example_app_enqueues_and_runs_as_the_readme_prints(readme_project, 
     log = tmp_path / "run.log"
     with log.open("wb") as sink:
         run = subprocess.Popen(
-            readme.command("kube-taskqueue run"),
+            LOCAL.command("kube-taskqueue run"),
             cwd=readme_project,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
     try:
-        # The README's task prints its payload; its messages are delayed by 5 s.
+        # The page's task prints its payload; its messages are delayed by 5 s.
         wait_for(lambda: "got value attempt 1" in log.read_text(), timeout=60)
     finally:
         run.send_signal(signal.SIGTERM)
@@ -128,7 +137,7 @@ def test_validate_and_render_run_on_a_deploy_directory(tmp_path):
     shutil.copy(ROOT / "examples" / "manifests" / "accounts.yaml", deploy / "app.yaml")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     validate = subprocess.run(
-        readme.command("kube-taskqueue validate deploy/"),
+        GITOPS.command("kube-taskqueue validate deploy/"),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -141,7 +150,7 @@ def test_validate_and_render_run_on_a_deploy_directory(tmp_path):
     (tmp_path / "platform" / "policies").mkdir(parents=True)
     shutil.copy(ROOT / "examples" / "manifests" / "policy.yaml", tmp_path / "platform" / "policies")
     checked = subprocess.run(
-        readme.command("kube-taskqueue validate --policy"),
+        GITOPS.command("kube-taskqueue validate --policy"),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -151,7 +160,7 @@ def test_validate_and_render_run_on_a_deploy_directory(tmp_path):
     )
     assert checked.returncode == 0, checked.stderr
     render = subprocess.run(
-        readme.command("kube-taskqueue render"),
+        GITOPS.command("kube-taskqueue render"),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -166,7 +175,7 @@ def test_validate_and_render_run_on_a_deploy_directory(tmp_path):
 
 @pytest.mark.kube
 def test_the_crd_installs_with_the_printed_kubectl_command(control_plane):
-    words = readme.command("kubectl apply --server-side -f crds/")
+    words = CLUSTER.command("kubectl apply --server-side -f crds/")
     env = {
         **os.environ,
         "KUBECONFIG": str(control_plane.kubeconfig),
@@ -177,7 +186,7 @@ def test_the_crd_installs_with_the_printed_kubectl_command(control_plane):
     )
     assert applied.returncode == 0, applied.stderr
     listed = subprocess.run(
-        readme.command("kubectl get tq -A"),
+        CLUSTER.command("kubectl get tq -A"),
         env=env,
         capture_output=True,
         text=True,
@@ -190,7 +199,9 @@ def test_the_crd_installs_with_the_printed_kubectl_command(control_plane):
 @pytest.mark.kube
 @pytest.mark.parametrize("values", ["printed", "chart defaults"])
 def test_a_rendered_chart_validates_through_stdin(control_plane, values):
-    [pipeline] = [c for c in readme.commands() if c.startswith("helm template accounts-tasks")]
+    [pipeline] = [
+        c for c in ENVIRONMENTS.commands() if c.startswith("helm template accounts-tasks")
+    ]
     if values == "chart defaults":  # no sqs values: the operator's defaults are used
         pipeline = pipeline.replace(" -f examples/app-chart/values-prod.yaml", "")
         pipeline += " --default-region eu-west-1"

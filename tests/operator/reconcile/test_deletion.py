@@ -13,7 +13,7 @@ from kube_taskqueue_operator.resource.naming import TAG_OWNER, TAG_OWNER_UID
 from operator_harness import create_credentials_secret
 from proxy import OutageProxy
 
-#: The documented annotation (README, "The operator").
+#: The documented annotation (docs/concepts/queues-and-processors.md, "What the operator does").
 ABANDON_QUEUES_ANNOTATION = "taskqueue.dev/abandon-queues"
 
 

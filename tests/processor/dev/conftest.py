@@ -19,10 +19,11 @@ from harness import wait_for
 # The console script installed next to this interpreter (the venv's bin/), as `make dev` runs it.
 TASKQUEUE = Path(sys.executable).parent / "kube-taskqueue"
 
-# The README's example app and configuration ("Writing a task", "Running a processor"), as
-# a new user copies them.
-README_TASKS = readme.block_starting("python", "# myapp/tasks.py")
-README_CONFIG = readme.block_starting("yaml", "# processor.yaml")
+# The example app and configuration of docs/getting-started/local.md ("Write a task", "Run a
+# processor"), as a new user copies them.
+LOCAL = readme.Markdown("docs/getting-started/local.md")
+README_TASKS = LOCAL.block_starting("python", "# myapp/tasks.py")
+README_CONFIG = LOCAL.block_starting("yaml", "# processor.yaml")
 
 
 # A user's app on a FIFO queue, with a required field of each common type.
@@ -56,7 +57,7 @@ queues:
 
 @pytest.fixture
 def readme_app(tmp_path: Path) -> Path:
-    """The README's myapp package and processor.yaml in a directory; returns the config."""
+    """The local page's myapp package and processor.yaml in a directory; returns the config."""
     directory = tmp_path / "project"
     (directory / "myapp").mkdir(parents=True)
     (directory / "myapp" / "__init__.py").write_text("")

@@ -1,5 +1,5 @@
 """`kube-taskqueue dev` (= `make dev`) as a new user meets it: the printed command works when
-pasted into a fresh terminal, the README's own example runs, two runs do not clash, a
+pasted into a fresh terminal, the getting-started page's example runs, two runs do not clash, a
 failure is one line and leaves no temporary file, and the output says what happened."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_the_printed_enqueue_command_works_pasted_into_a_fresh_terminal(
     assert result.returncode == 0, f"{command}\n{result.stderr}"
     message_id = result.stdout.strip()
     assert MESSAGE_ID.match(message_id), result.stdout
-    # The README's task delays its messages by 5 s; the wait is a bound, not a measurement.
+    # The example task (docs/getting-started/local.md) delays its messages by 5 s; the wait is a bound, not a measurement.
     done = re.compile(rf"task done task=\S+ message={message_id} ")
     wait_for(lambda: done.search(dev.stderr), timeout=60)
     dev.signal(signal.SIGINT)
