@@ -66,12 +66,12 @@ crds: $(STAMP)
 # build (a broken link, a missing page or an undocumented public name fails it) into site/.
 docs: $(STAMP)
 	$(BIN)/python hack/docs/reference.py --write
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The site served with live reload, on loopback only.
 docs-serve: $(STAMP)
 	$(BIN)/python hack/docs/reference.py --write
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # Regenerate docs/reference/ from the code (CLI parser, CRD schemas, chart values).
 docs-reference: $(STAMP)
