@@ -106,6 +106,9 @@ def scale_benchmark(
             "idle_cpu_percent": (sum(process.cpu_times()[:2]) - cpu_before) / wall * 100,
             "rss_mb": process.memory_info().rss / 2**20,
             "sqs_calls_per_minute": proxy.total() / wall * 60,
+            "sqs_calls_per_minute_by_action": {
+                action: calls / wall * 60 for action, calls in proxy.snapshot().items()
+            },
         }
     finally:
         if operator is not None:

@@ -227,6 +227,34 @@ def _scale_lines(scales: list[dict[str, Any]], options: argparse.Namespace) -> l
     return lines
 
 
+#: The goals of one operator at scale (issue #21), checked on the largest row measured.
+SCALE_GOAL_COUNT = 5000
+STATUS_INTERVAL = 30  # seconds: the default status interval the scale rows run with
+
+
+def _scale_targets(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for row in rows:
+        if row["count"] != SCALE_GOAL_COUNT:
+            continue
+        # One depth call per queue and per dead-letter queue each status interval.
+        due = row["count"] * 2 * 60 / STATUS_INTERVAL
+        by_action = row.get("sqs_calls_per_minute_by_action", {})
+        share = by_action.get("GetQueueAttributes", row["sqs_calls_per_minute"]) / due
+        lines += [
+            f"| {row['count']:,} TaskQueues all Ready ≤ 300 s after a bulk apply | "
+            f"{row['ready_seconds']:.0f} s | {verdict(row['ready_seconds'] <= 300)} |",
+            f"| {row['count']:,} TaskQueues: operator idle CPU < 25 % of a core | "
+            f"{row['idle_cpu_percent']:.1f} % | {verdict(row['idle_cpu_percent'] < 25)} |",
+            f"| {row['count']:,} TaskQueues: operator RSS < 1 GB | {row['rss_mb']:.0f} MB | "
+            f"{verdict(row['rss_mb'] < 1024)} |",
+            f"| {row['count']:,} TaskQueues: status depths kept at their interval "
+            f"(GetQueueAttributes while idle ≥ the {due:,.0f}/min due) | {share:.0%} | "
+            f"{verdict(share >= 0.95)} |",
+        ]
+    return lines
+
+
 def write_results(
     results: dict[str, Any], options: argparse.Namespace, server: str, started: float
 ) -> str:
@@ -334,6 +362,19 @@ def write_results(
                     f"| {row['idle_cpu_percent']:.1f} % | {row['sqs_calls_per_minute']:,.0f} |"
                     for row in operator["scale"]
                 ),
+                "",
+                "SQS calls per minute while idle, by action: "
+                + "; ".join(
+                    f"{row['count']:,}: "
+                    + ", ".join(
+                        f"{action} {calls:,.0f}"
+                        for action, calls in sorted(
+                            row.get("sqs_calls_per_minute_by_action", {}).items(),
+                            key=lambda item: -item[1],
+                        )
+                    )
+                    for row in operator["scale"]
+                ),
             ]
     ratio = tq["messages_per_second"] / limit["messages_per_second"]
     lines += [
@@ -362,9 +403,10 @@ def write_results(
             f"| operator apply→Ready p50 < 2 s | {operator['apply_ready_p50']:.2f} s | {verdict(operator['apply_ready_p50'] < 2)} |",
             f"| {operator['bulk']} TaskQueues reconciled < 60 s | {operator['bulk_seconds']:.1f} s | {verdict(operator['bulk_seconds'] < 60)} |",
         ]
-    notes = HERE / "NOTES.md"
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+        lines += _scale_targets(operator.get("scale", []))
+    for notes in (HERE / "NOTES.md", HERE / "SCALE.md"):
+        if notes.exists():
+            lines += ["", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
