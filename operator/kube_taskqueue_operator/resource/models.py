@@ -475,18 +475,18 @@ class TaskQueueSpec(_Model):
     tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS)]
     """The app's tasks, each on one declared queue."""
     processors: Annotated[list[ProcessorSpec], Field(min_length=1, max_length=MAX_PROCESSORS)]
-    """One Deployment each; every queue is polled by exactly one processor."""
+    """One Deployment each. A queue is never split: all its tasks run in one processor."""
 
 
 class Condition(_Model):
     """A Kubernetes-style condition."""
 
     type: str
-    """Ready, QueuesReady or ProcessorsReady."""
+    """Ready, Invalid or Degraded."""
     status: Literal["True", "False", "Unknown"]
     """Whether the condition holds."""
     reason: str
-    """A CamelCase word for programs, e.g. QueueClaimed or PolicyDenied."""
+    """A CamelCase word for programs, e.g. Reconciled, ValidationFailed or PolicyDenied."""
     message: str = ""
     """What happened, for people."""
     last_transition_time: Annotated[str, Field(alias="lastTransitionTime")]
@@ -539,7 +539,7 @@ class TaskQueueStatus(_Model):
     processor_count: Annotated[int | None, Field(alias="processorCount")] = None
     """Processors of the spec (a printer column)."""
     conditions: list[Condition] = []
-    """Ready, QueuesReady and ProcessorsReady, each with a reason and a message."""
+    """Ready, Invalid and Degraded, each with a reason and a message."""
     queues: list[QueueStatus] = []
     """The spec's queues: URLs and approximate depths."""
     leaving_queues: Annotated[list[QueueStatus], Field(alias="leavingQueues")] = []
