@@ -7,7 +7,7 @@
 #   localhost/kube-taskqueue-processor:TAG      processor/Dockerfile, unchanged
 #   localhost/kube-taskqueue-operator:TAG       operator/Dockerfile, unchanged
 #   localhost/taskqueue-example-app:TAG         examples/app/Dockerfile: FROM the processor
-#                                               image, as README tells app teams to build theirs
+#                                               image, as docs/how-to/images.md tells app teams to build theirs
 #   localhost/pause:3.10                        the pod sandbox (build.sh's static pause binary)
 #
 # The Dockerfiles are the ones users run `docker build` on: only their PYTHON_IMAGE build

@@ -123,7 +123,7 @@ class Task(Generic[PayloadT]):
     timeout_seconds: ClassVar[float | None] = None
     max_concurrency: ClassVar[int | None] = None
     """At most this many runs at once in one processor; its further messages go back to the
-    queue for a moment (see README: "Limits per task")."""
+    queue for a moment (docs: How-to, "Timeouts and limits")."""
     rate_limit: ClassVar[float | None] = None
     """At most this many runs started per second in one processor."""
     group_by: ClassVar[str | None] = None

@@ -36,7 +36,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "kube-taskqueue-operator.image" -}}
-{{- $repository := required "image.repository is not set: build the operator image from operator/Dockerfile, push it to your registry and set image.repository (README, \"Images\")" .Values.image.repository -}}
+{{- $repository := required "image.repository is not set: build the operator image from operator/Dockerfile, push it to your registry and set image.repository (docs/how-to/images.md)" .Values.image.repository -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" $repository .Values.image.digest -}}
 {{- else -}}
