@@ -36,7 +36,8 @@ USAGE = 2
 
 RENDER_HELP = """\
 Print the Kubernetes objects the operator applies for each TaskQueue (per processor a
-ConfigMap and a Deployment, an HPA when autoscaled, a CronJob per scheduled task), ready for
+ConfigMap and a Deployment, an HPA when autoscaled on CPU, a KEDA ScaledObject and
+TriggerAuthentication when on queue depth, a CronJob per scheduled task), ready for
 `kubectl apply -f -`, `kubectl diff -f -` or kubeconform. The SQS queues the operator creates
 are not Kubernetes objects: they head the output as a YAML comment, and --queues prints them
 alone, as one QueuePlan document per TaskQueue (for review, not for kubectl)."""
