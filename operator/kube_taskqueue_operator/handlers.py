@@ -129,8 +129,8 @@ def register(
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile", labels=shard)
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", labels=shard)
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile", labels=shard)
-    def reconcile(body: kopf.Body, **_: Any) -> None:
-        _reconcile(reconciler, workloads, claims, body, limiter=limiter, metrics=gauges)
+    def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        _reconcile(reconciler, claims, body, patch, limiter=limiter, metrics=gauges)
 
     @kopf.timer(
         *RESOURCE,
@@ -141,9 +141,15 @@ def register(
         initial_delay=operator.drift_interval,
         idle=operator.drift_interval / 2,
     )
-    def drift(body: kopf.Body, **_: Any) -> None:
+    def drift(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         _reconcile(
-            reconciler, workloads, claims, body, limiter=limiter, metrics=gauges, routine=True
+            reconciler,
+            claims,
+            body,
+            patch,
+            limiter=limiter,
+            metrics=gauges,
+            routine=True,
         )
 
     @kopf.timer(
@@ -263,9 +269,9 @@ INDEX_WAIT_SECONDS = 10.0
 
 def _reconcile(
     reconciler: Reconciler,
-    workloads: Workloads,
     claims: ClaimIndex,
     body: kopf.Body,
+    patch: kopf.Patch,
     *,
     limiter: WarningLimiter,
     metrics: OperatorMetrics,
@@ -285,14 +291,11 @@ def _reconcile(
         return  # an older generation than already reconciled (the drift timer racing an edit)
     reconciler.failpoints.hit(failpoints.BEFORE_STATUS)
     if not _unchanged(body.get("status", {}), outcome.status):
-        try:
-            workloads.patch_status(
-                namespace=body.metadata.namespace or "default",
-                name=body.metadata.name or "",
-                status=outcome.status,
-            )
-        except WorkloadError as error:
-            raise kopf.TemporaryError(str(error), delay=error.delay) from None
+        # Written by kopf with its own handled-configuration annotation, after the handler
+        # (also when it raises TemporaryError below): a status patch of our own would reach the
+        # watch first, without that annotation, and kopf would take the TaskQueue for one not
+        # yet handled and run the creation handler again.
+        patch.setdefault("status", {}).update(outcome.status)
     metrics.observe(body.metadata.namespace or "default", body.metadata.name or "", outcome.status)
     if outcome.retry_after is None and not outcome.invalid:
         limiter.forget(str(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"))
