@@ -3,7 +3,8 @@
 A message whose task is at its limit is not run: it goes back to its queue for a short while
 (a visibility change of a few seconds, jittered so the returns of a burst spread out) and the
 worker takes the next message, so a limited task never holds workers that other tasks could
-use. Each return is a receive SQS counts against the queue's maxReceiveCount (docs/how-to/limits.md).
+use. Each return is a receive SQS counts against the queue's maxReceiveCount
+(docs/how-to/limits.md).
 """
 
 from __future__ import annotations
