@@ -10,8 +10,10 @@ change, so a renewal from either source is served without a restart of the opera
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def prepare(settings: OperatorSettings, api: kubernetes.client.ApiClient) -> Web
     if settings.webhook_cert_secret:
         assert settings.webhook_namespace  # checked by the settings
         validity = datetime.timedelta(seconds=settings.webhook_cert_validity)
-        files = TlsFiles(Path(tempfile.mkdtemp(prefix="taskqueue-webhook-")))
+        files = TlsFiles(_key_directory())
         renewer = WebhookCertificates(
             api,
             policy=CertificatePolicy(
@@ -64,8 +66,16 @@ def prepare(settings: OperatorSettings, api: kubernetes.client.ApiClient) -> Web
             certfile=files.serving, keyfile=files.serving, cafile=files.bundle, renewer=renewer
         )
     hosts = [settings.webhook_host or "localhost", "localhost", "127.0.0.1"]
-    cert, key = self_signed(hosts, Path(tempfile.mkdtemp(prefix="taskqueue-webhook-")))
+    cert, key = self_signed(hosts, _key_directory())
     return WebhookTls(certfile=cert, keyfile=key, cafile=cert)
+
+
+def _key_directory() -> Path:
+    """A private directory for the webhook's certificate and key, removed when the operator
+    exits: a private key is not left behind in /tmp by every run."""
+    directory = Path(tempfile.mkdtemp(prefix="taskqueue-webhook-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def server(settings: OperatorSettings, tls: WebhookTls) -> kopf.WebhookServer:

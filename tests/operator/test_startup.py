@@ -96,3 +96,11 @@ def test_refused_credentials_are_one_line(control_plane, tmp_path):
         f"kube-taskqueue operator: cannot use the Kubernetes API server at {control_plane.url}: "
         "401 Unauthorized (the credentials were refused)"
     ]
+
+
+def test_a_stopped_operator_leaves_no_webhook_key_behind(start_operator, tmp_path):
+    operator = start_operator()
+    [keys] = tmp_path.glob("taskqueue-webhook-*")
+    assert any(keys.iterdir())  # the certificate and key it serves with
+    operator.stop()
+    assert list(tmp_path.glob("taskqueue-webhook-*")) == []

@@ -45,6 +45,8 @@ class OperatorProcess:
         env = {
             **os.environ,
             "KUBECONFIG": kubeconfig or str(plane.kubeconfig),
+            # Its temporary files (the webhook's key material) in the test's own directory.
+            "TMPDIR": str(directory),
             "TASKQUEUE_WEBHOOK_HOST": "127.0.0.1",
             "TASKQUEUE_WEBHOOK_LISTEN": "127.0.0.1",
             "TASKQUEUE_WEBHOOK_PORT": str(self.webhook_port),
